@@ -1,0 +1,61 @@
+# kubectl-dev: see README.md. Every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+VERSION ?= $(shell git describe --tags --match 'v*' 2>/dev/null || echo v0.0.0-dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+PKG     := github.com/kubectl-dev/kubectl-dev/pkg/version
+LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
+export KDEV_VERSION := $(VERSION)
+export CGO_ENABLED := 0
+# The e2e tests use the cluster in KUBECONFIG when one is given, else the local one.
+E2E_FLAGS ?= -count=1 -v -timeout 60m
+
+BINS := kubectl-devpatch kubectl-devssh kubectl-devsync devagent
+
+.PHONY: build
+build: ## Build the plugins, the agent and the test-bed tool into bin/
+	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINS))
+	go build -trimpath -o bin/ ./hack/kdev
+
+.PHONY: test
+test: unit e2e e2e-teardown ## Every test: unit, then e2e on a real cluster
+
+.PHONY: unit
+unit: ## Fast tests of pure logic
+	go vet ./...
+	go test -count=1 ./cmd/... ./pkg/... ./hack/...
+
+.PHONY: e2e
+e2e: build ## End-to-end tests on a real cluster (starts the local one when KUBECONFIG is unset)
+	go test $(E2E_FLAGS) ./test/e2e/
+
+.PHONY: e2e-teardown
+e2e-teardown: build ## Stop the local cluster and check that nothing is left
+	@if [ -z "$$KUBECONFIG" ]; then KDEV_E2E_TEARDOWN=1 go test -count=1 -v ./test/e2e/teardown/; \
+	 else echo "KUBECONFIG is set: not stopping that cluster"; fi
+
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: build ## Start the local cluster and registry (builds them once per machine)
+	bin/kdev cluster up
+cluster-down: build ## Stop the local cluster and remove what it left
+	bin/kdev cluster down
+cluster-status: build ## Show each component of the local cluster
+	bin/kdev cluster status
+
+.PHONY: images
+images: build ## Build and push the test images to the local registry
+	bin/kdev images build --version $(VERSION)
+
+.PHONY: demo
+demo: cluster-up images ## The main job end to end on the local cluster
+	bin/kdev demo
+
+.PHONY: clean
+clean:
+	rm -rf bin/
+
+.PHONY: help
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
