@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-dev/kubectl-dev/hack/internal/testbed"
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
 func init() { register("demo", runDemo) }

@@ -1,0 +1,88 @@
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// appLayer puts the Python sources under src at /app, owned by owner (root
+// when nil), without byte-code caches.
+func appLayer(src string, owner *[2]int) (v1.Layer, error) {
+	if owner == nil {
+		owner = &[2]int{0, 0}
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := tarDir(tw, src, dirOptions{
+		Prefix: "app/",
+		Owner:  owner,
+		Skip: func(rel string, d fs.DirEntry) bool {
+			base := path.Base(rel)
+			return base == "__pycache__" || strings.HasSuffix(base, ".pyc") || strings.HasPrefix(base, ".")
+		},
+		NormalizeModes: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return tarLayer(buf.Bytes())
+}
+
+// Busybox is the static busybox put into the devagent image (KDEV_BUSYBOX).
+func Busybox() string { return env("KDEV_BUSYBOX", "/bin/busybox") }
+
+// busyboxLayer holds /bin/busybox, a symbolic link /bin/<applet> -> busybox
+// for each of its applets, and /tmp.
+func busyboxLayer(ctx context.Context) (v1.Layer, error) {
+	bb := Busybox()
+	if err := checkStatic(bb); err != nil {
+		return nil, fmt.Errorf("%w (Debian: apt-get install busybox-static)", err)
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return nil, err
+	}
+	list, err := exec.CommandContext(ctx, bb, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", bb, err)
+	}
+	entries := []entry{
+		dir("bin", 0o755), dir("usr", 0o755), dir("usr/bin", 0o755), dir("tmp", 0o1777),
+		file("bin/busybox", 0o755, data),
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" || strings.Contains(applet, "/") {
+			continue
+		}
+		entries = append(entries, symlink("bin/"+applet, "busybox"))
+	}
+	return memLayer(entries)
+}
+
+// checkStatic fails unless path is an ELF executable without an interpreter.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("busybox %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("busybox %s is dynamically linked", path)
+		}
+	}
+	return nil
+}

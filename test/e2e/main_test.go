@@ -1,0 +1,34 @@
+// Package e2e holds the end-to-end tests: they run against a real cluster
+// (the project's own unless KUBECONFIG names another) and drive the built
+// plugins through kubectl's plugin discovery. See docs/testing.md.
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
+)
+
+var env *framework.Env
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Fprintln(os.Stderr, "e2e: skipped in -short mode")
+		os.Exit(0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	var err error
+	env, err = framework.Setup(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
