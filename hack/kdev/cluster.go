@@ -39,25 +39,19 @@ func needRoot() error {
 }
 
 func clusterUp(ctx context.Context, args []string) error {
-	cfg, err := clusterFlags("cluster up", args, func(fs *flag.FlagSet, c *cluster.Config) {
+	return lockedRun("cluster up", args, func(fs *flag.FlagSet, c *cluster.Config) {
 		fs.BoolVar(&c.KeepOnFailure, "keep-on-failure", false, "leave started components running when a later step fails")
-	})
-	if err != nil {
-		return err
-	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	unlock, err := cfg.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return cfg.Up(ctx)
+	}, func(cfg cluster.Config) error { return cfg.Up(ctx) })
 }
 
 func clusterDown(ctx context.Context, args []string) error {
-	cfg, err := clusterFlags("cluster down", args, nil)
+	return lockedRun("cluster down", args, nil, func(cfg cluster.Config) error { return cfg.Down(ctx) })
+}
+
+// lockedRun parses the flags, checks for root and runs fn holding the
+// cluster's lock, so that two ups or downs never interleave.
+func lockedRun(name string, args []string, extra func(*flag.FlagSet, *cluster.Config), fn func(cluster.Config) error) error {
+	cfg, err := clusterFlags(name, args, extra)
 	if err != nil {
 		return err
 	}
@@ -69,7 +63,7 @@ func clusterDown(ctx context.Context, args []string) error {
 		return err
 	}
 	defer unlock()
-	return cfg.Down(ctx)
+	return fn(cfg)
 }
 
 func clusterStatus(ctx context.Context, args []string) error {

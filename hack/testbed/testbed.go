@@ -20,7 +20,8 @@ const (
 	NodeName = "kdev-node"
 )
 
-func env(key, def string) string {
+// Getenv returns the environment variable key, or def when it is unset or empty.
+func Getenv(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
@@ -29,15 +30,15 @@ func env(key, def string) string {
 
 // CacheDir holds what is built once per machine (Kubernetes binaries, etcd,
 // root filesystems). It lives outside the work tree. KDEV_CACHE_DIR overrides.
-func CacheDir() string { return env("KDEV_CACHE_DIR", "/var/cache/kubectl-dev") }
+func CacheDir() string { return Getenv("KDEV_CACHE_DIR", "/var/cache/kubectl-dev") }
 
 // StateDir holds a running cluster's state: PKI, data, logs, pid files,
 // kubeconfigs, containerd's and the kubelet's roots. KDEV_STATE_DIR overrides.
-func StateDir() string { return env("KDEV_STATE_DIR", "/var/lib/kubectl-dev") }
+func StateDir() string { return Getenv("KDEV_STATE_DIR", "/var/lib/kubectl-dev") }
 
 // RunDir holds sockets and runtime state that must not outlive a reboot.
 // KDEV_RUN_DIR overrides.
-func RunDir() string { return env("KDEV_RUN_DIR", "/run/kubectl-dev") }
+func RunDir() string { return Getenv("KDEV_RUN_DIR", "/run/kubectl-dev") }
 
 // LogDir holds one log file per component.
 func LogDir() string { return filepath.Join(StateDir(), "logs") }
@@ -50,12 +51,12 @@ func Kubeconfig() string { return filepath.Join(StateDir(), "admin.kubeconfig") 
 
 // RegistryAddr is the host:port of the local OCI registry (loopback only).
 // KDEV_REGISTRY_ADDR overrides.
-func RegistryAddr() string { return env("KDEV_REGISTRY_ADDR", "127.0.0.1:5000") }
+func RegistryAddr() string { return Getenv("KDEV_REGISTRY_ADDR", "127.0.0.1:5000") }
 
 // ImageRepo is the repository prefix images are pushed under, for example
 // "127.0.0.1:5000/kubectl-dev". KDEV_IMAGE_REPO overrides (an external cluster
 // gives its own registry there).
-func ImageRepo() string { return env("KDEV_IMAGE_REPO", RegistryAddr()+"/kubectl-dev") }
+func ImageRepo() string { return Getenv("KDEV_IMAGE_REPO", RegistryAddr()+"/kubectl-dev") }
 
 // Image returns the full reference of one of the test bed's images.
 func Image(name, tag string) string { return ImageRepo() + "/" + name + ":" + tag }

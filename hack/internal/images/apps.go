@@ -1,6 +1,8 @@
 package images
 
 import (
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -42,7 +44,7 @@ func appLayer(src string, owner *[2]int) (v1.Layer, error) {
 }
 
 // Busybox is the static busybox put into the devagent image (KDEV_BUSYBOX).
-func Busybox() string { return env("KDEV_BUSYBOX", "/bin/busybox") }
+func Busybox() string { return testbed.Getenv("KDEV_BUSYBOX", "/bin/busybox") }
 
 // busyboxLayer holds /bin/busybox, a symbolic link /bin/<applet> -> busybox
 // for each of its applets, and /tmp.

@@ -38,7 +38,7 @@ import (
 // Version is the devagent version built into the agent and used as its
 // image tag. KDEV_VERSION sets the default; `kdev images build --version`
 // overrides it.
-var Version = env("KDEV_VERSION", "v0.0.0-dev")
+var Version = testbed.Getenv("KDEV_VERSION", "v0.0.0-dev")
 
 // VersionVar is the variable the agent's version is linked into.
 const VersionVar = Module + "/pkg/version.Version"
@@ -48,13 +48,6 @@ const (
 	agentPath   = "PATH=/bin:/usr/bin"
 	nonroot     = "1000:1000"
 )
-
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
 
 func cacheDir() string { return filepath.Join(testbed.CacheDir(), "images") }
 

@@ -1,6 +1,8 @@
 package images
 
 import (
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
+
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
@@ -33,7 +35,9 @@ const (
 var rootfsPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog"}
 
 // DebianMirror is where debootstrap fetches packages (KDEV_DEBIAN_MIRROR).
-func DebianMirror() string { return env("KDEV_DEBIAN_MIRROR", "http://deb.debian.org/debian") }
+func DebianMirror() string {
+	return testbed.Getenv("KDEV_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+}
 
 // rootfsKey names the cached root filesystem layer after everything it is made from.
 func rootfsKey() string {
