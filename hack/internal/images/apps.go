@@ -1,8 +1,6 @@
 package images
 
 import (
-	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
-
 	"archive/tar"
 	"bytes"
 	"context"
@@ -15,6 +13,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
 // appLayer puts the Python sources under src at /app, owned by owner (root

@@ -1,8 +1,6 @@
 package images
 
 import (
-	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
-
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
@@ -21,6 +19,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
 // Debian root filesystem of the demo-python image.
