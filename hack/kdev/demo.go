@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -52,6 +53,14 @@ spec:
 func runDemo(ctx context.Context, args []string) error {
 	kubectl := testbed.Kubectl()
 	os.Setenv("KUBECONFIG", testbed.Kubeconfig())
+	// The plugins are found as a user's kubectl finds them: on PATH, beside kdev.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Dir(exe)
+	os.Setenv("PATH", bin+string(os.PathListSeparator)+testbed.BinDir()+string(os.PathListSeparator)+os.Getenv("PATH"))
+	os.Setenv("KUBECTL_DEV_AGENT_IMAGE", testbed.Image("devagent", testbed.Getenv("KDEV_VERSION", "v0.0.0-dev")))
 	run := func(stdin string, args ...string) error {
 		fmt.Printf("$ kubectl %s\n", strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, kubectl, args...)
@@ -77,12 +86,27 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(answer)
+
+	// Inject the agent, look at the pod, and take the agent away again: the
+	// spec is restored exactly, because server-side apply's field ownership
+	// says which fields devpatch added.
+	containers := []string{"-n", "demo", "get", "deploy/demo", "-o", "jsonpath=containers: {.spec.template.spec.containers[*].name}{\"\\n\"}"}
+	for _, step := range [][]string{
+		{"devpatch", "deploy/demo", "-n", "demo"},
+		containers,
+		{"devpatch", "--remove", "deploy/demo", "-n", "demo"},
+		containers,
+	} {
+		if err := run("", step...); err != nil {
+			return err
+		}
+	}
 	fmt.Printf(`
 The demo app answers /add/2/3 with %s. Next:
-  export KUBECONFIG=%s PATH=%s:$PWD/bin:$PATH
-  kubectl -n demo get pods
-  kubectl devpatch --help
-`, answer, testbed.Kubeconfig(), testbed.BinDir())
+  export KUBECONFIG=%s PATH=%s:%s:$PATH KUBECTL_DEV_AGENT_IMAGE=%s
+  kubectl devpatch -n demo deploy/demo
+  kubectl -n demo exec deploy/demo -c devagent -- ps
+`, answer, testbed.Kubeconfig(), testbed.BinDir(), bin, os.Getenv("KUBECTL_DEV_AGENT_IMAGE"))
 	return nil
 }
 
