@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/utils/ptr"
 )
 
 // documentedRole is the first YAML block of docs/devpatch.md that defines the
@@ -67,4 +70,63 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// clientSideManifest is a user's manifest applied with client-side
+// `kubectl apply` (the last-applied-configuration annotation, three-way
+// merges), as Helm 3 and Argo CD's default sync do.
+func clientSideManifest(image, greeting string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: demo
+  labels: {app: demo, kubectl-dev.io/e2e-app: demo}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: demo, kubectl-dev.io/e2e-app: demo}
+  template:
+    metadata:
+      labels: {app: demo, kubectl-dev.io/e2e-app: demo}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: app
+        image: ` + image + `
+        env:
+        - {name: GREETING, value: ` + greeting + `}
+        readinessProbe:
+          httpGet: {path: /add/2/3, port: 8080}
+          periodSeconds: 1
+`
+}
+
+// TestDevpatchSurvivesClientSideApply: a user re-applying their manifest with
+// client-side apply keeps the agent; --remove then leaves exactly what the
+// user's manifest says.
+func TestDevpatchSurvivesClientSideApply(t *testing.T) {
+	ns := env.Namespace(t)
+	image := env.Image("demo-go", "latest")
+	env.KubectlT(t, "-n", ns, "apply", "-f", writeFile(t, "v1.yaml", clientSideManifest(image, "one")))
+	env.WaitRollout(t, ns, "demo", 3*time.Minute)
+	devpatchOK(t, ns, "deploy/demo")
+
+	env.KubectlT(t, "-n", ns, "apply", "-f", writeFile(t, "v2.yaml", clientSideManifest(image, "two")))
+	env.WaitRollout(t, ns, "demo", 3*time.Minute)
+	d := getDeployment(t, ns, "demo")
+	spec := d.Spec.Template.Spec
+	if len(spec.Containers) != 2 || spec.Containers[1].Name != "devagent" || !ptr.Deref(spec.ShareProcessNamespace, false) {
+		t.Fatalf("after the user's client-side apply the agent is gone: containers %v, shareProcessNamespace %v", spec.Containers, spec.ShareProcessNamespace)
+	}
+	if got := spec.Containers[0].Env[0].Value; got != "two" {
+		t.Fatalf("the user's change did not land: GREETING=%q", got)
+	}
+
+	devpatchOK(t, ns, "--remove", "deploy/demo")
+	// What is left equals a deployment created from the user's manifest alone.
+	ref := env.Namespace(t)
+	env.KubectlT(t, "-n", ref, "apply", "-f", writeFile(t, "v2.yaml", clientSideManifest(image, "two")))
+	if got, want := rawSpec(t, ns, "demo"), rawSpec(t, ref, "demo"); got != want {
+		t.Fatalf("after --remove the spec differs from the user's manifest:\n got: %s\nwant: %s", got, want)
+	}
 }
