@@ -1,0 +1,456 @@
+package filesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ClientOptions configure a session.
+type ClientOptions struct {
+	// Dest is the destination directory in the app container (absolute);
+	// empty means the app process's working directory.
+	Dest string
+	// NoCreateDest fails when Dest does not exist instead of creating it.
+	NoCreateDest bool
+	// NoCompress sends file content uncompressed (zstd is used otherwise,
+	// per chunk, when it makes the chunk smaller).
+	NoCompress bool
+	// Name identifies the client in the agent's log.
+	Name string
+}
+
+// RemoteError is an error the agent reported before ending the session.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return "agent: " + e.Message }
+
+type frame struct {
+	t       MsgType
+	payload []byte
+}
+
+// Client is the kubectl side of a devsync session. Its methods must not be
+// called concurrently (they are serialized).
+type Client struct {
+	rw      io.ReadWriter
+	fw      *frameWriter
+	frames  chan frame
+	readErr error // valid once frames is closed
+	welcome Welcome
+	enc     *zstd.Encoder
+	mu      sync.Mutex
+	nextID  uint64
+	broken  error
+	buf     []byte
+	zbuf    []byte
+}
+
+// NewClient opens a session over rw (the devsync SSH channel): it sends
+// Hello and waits for the agent's Welcome. A goroutine reads rw until it
+// fails; Close ends it by closing rw.
+func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Client, error) {
+	c := &Client{rw: rw, fw: newFrameWriter(rw), frames: make(chan frame, 64)}
+	go c.readLoop()
+	h := Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
+	if !opts.NoCompress {
+		h.Features = []string{FeatureZstd}
+	}
+	if err := c.fw.write(&h); err != nil {
+		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	if err := c.fw.flush(); err != nil {
+		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	t, payload, err := c.recv(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("devsync handshake: %w", err)
+	}
+	if t != MsgWelcome {
+		return nil, fmt.Errorf("devsync handshake: %w", protoErrf("expected welcome, got %s", t))
+	}
+	if err := decodeMsg(&c.welcome, payload); err != nil {
+		return nil, fmt.Errorf("devsync handshake: %w", err)
+	}
+	for _, f := range c.welcome.Features {
+		if f == FeatureZstd {
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(ChunkSize))
+			if err != nil {
+				return nil, err
+			}
+			c.enc = enc
+		}
+	}
+	return c, nil
+}
+
+// Welcome is the agent's answer to the handshake (destination, owner).
+func (c *Client) Welcome() Welcome { return c.welcome }
+
+// Close ends the session by closing rw when it is an io.Closer.
+func (c *Client) Close() error {
+	if c.enc != nil {
+		c.enc.Close()
+	}
+	if cl, ok := c.rw.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+func (c *Client) readLoop() {
+	fr := newFrameReader(c.rw)
+	for {
+		t, payload, err := fr.next()
+		if err != nil {
+			c.readErr = err
+			close(c.frames)
+			return
+		}
+		c.frames <- frame{t: t, payload: append([]byte(nil), payload...)}
+	}
+}
+
+// recv returns the next frame; an Error message becomes a *RemoteError.
+func (c *Client) recv(ctx context.Context) (MsgType, []byte, error) {
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			if c.readErr == io.EOF || errors.Is(c.readErr, io.ErrClosedPipe) {
+				return 0, nil, fmt.Errorf("the agent closed the devsync session: %w", errClosed)
+			}
+			return 0, nil, c.readErr
+		}
+		if f.t == MsgError {
+			var m ErrorMsg
+			if err := decodeMsg(&m, f.payload); err != nil {
+				return 0, nil, err
+			}
+			return 0, nil, &RemoteError{Message: m.Message}
+		}
+		return f.t, f.payload, nil
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+}
+
+// lock serializes requests; a request that failed midway breaks the session.
+func (c *Client) lock() error {
+	c.mu.Lock()
+	if c.broken != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("devsync session unusable after an earlier failure: %w", c.broken)
+	}
+	return nil
+}
+
+// callbackError is an error of the caller's callback: the session is fine.
+type callbackError struct{ error }
+
+func (e callbackError) Unwrap() error { return e.error }
+
+func (c *Client) unlock(err *error) {
+	if ce, ok := (*err).(callbackError); ok {
+		*err = ce.error
+	} else if *err != nil {
+		c.broken = *err
+	}
+	c.mu.Unlock()
+}
+
+// writeErr explains a failed write with what the agent said, if anything.
+func (c *Client) writeErr(err error) error {
+	select {
+	case f, ok := <-c.frames:
+		if ok && f.t == MsgError {
+			var m ErrorMsg
+			if decodeMsg(&m, f.payload) == nil {
+				return &RemoteError{Message: m.Message}
+			}
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+	return err
+}
+
+// List walks the destination (or its subdirectory sub) on the agent and
+// calls fn for every entry, in lexical order per directory.
+func (c *Client) List(ctx context.Context, sub string, fn func(Entry) error) (err error) {
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.unlock(&err)
+	if err := c.fw.write(&ListReq{Path: sub}); err != nil {
+		return c.writeErr(err)
+	}
+	if err := c.fw.flush(); err != nil {
+		return c.writeErr(err)
+	}
+	var fnErr error
+	for {
+		t, payload, err := c.recv(ctx)
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgListEntries:
+			var m ListEntries
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			for _, e := range m.Entries {
+				if fnErr == nil {
+					fnErr = fn(e)
+				}
+			}
+		case MsgListEnd:
+			var m ListEnd
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			if fnErr != nil {
+				return callbackError{fnErr}
+			}
+			if m.Error != "" {
+				return fmt.Errorf("list the destination in the app container: %s", m.Error)
+			}
+			return nil
+		default:
+			return protoErrf("unexpected %s message in a listing", t)
+		}
+	}
+}
+
+// Hash returns the SHA-256 of remote files. Files that cannot be read are
+// missing from the map.
+func (c *Client) Hash(ctx context.Context, paths []string) (_ map[string][32]byte, err error) {
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.unlock(&err)
+	out := make(map[string][32]byte, len(paths))
+	for len(paths) > 0 {
+		n := min(len(paths), maxHashPaths)
+		if err := c.fw.write(&HashReq{Paths: paths[:n]}); err != nil {
+			return nil, c.writeErr(err)
+		}
+		if err := c.fw.flush(); err != nil {
+			return nil, c.writeErr(err)
+		}
+		paths = paths[n:]
+		for done := false; !done; {
+			t, payload, err := c.recv(ctx)
+			if err != nil {
+				return nil, err
+			}
+			switch t {
+			case MsgHashResult:
+				var m HashResult
+				if err := decodeMsg(&m, payload); err != nil {
+					return nil, err
+				}
+				if m.Error == "" {
+					out[m.Path] = m.Sum
+				}
+			case MsgHashEnd:
+				done = true
+			default:
+				return nil, protoErrf("unexpected %s message in hash results", t)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Progress receives the progress of a batch (see NewProgressBar).
+type Progress interface {
+	// Start announces the files to write and their total size.
+	Start(files int, bytes int64)
+	// Add reports bytes of content sent.
+	Add(bytes int64)
+	// FileDone reports one operation done (written, deleted, ...).
+	FileDone(path string)
+	// Finish ends the batch.
+	Finish()
+}
+
+// ApplyOptions configure Apply.
+type ApplyOptions struct {
+	// LocalDir holds the content of write operations without Open.
+	LocalDir string
+	// Progress, when set, follows the batch.
+	Progress Progress
+}
+
+// BatchResult is what the agent applied.
+type BatchResult struct {
+	Ops      []Op        // operations sent, in order
+	Applied  int         // operations the agent applied
+	Bytes    int64       // content bytes written by the agent
+	Wire     int64       // bytes sent on the channel
+	Errors   []ItemError // per-operation errors (agent and local)
+	Duration time.Duration
+}
+
+// Apply sends a batch and waits for the agent's result. File content is
+// streamed in chunks of ChunkSize; no file is held whole in memory.
+// Operations whose local file cannot be opened are reported in Errors and
+// not sent. The returned error is a session failure (connection, protocol);
+// per-file failures are in the result.
+func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *BatchResult, err error) {
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.unlock(&err)
+	start := time.Now()
+	wire0 := c.fw.n
+	c.nextID++
+	id := c.nextID
+	res := &BatchResult{}
+	if p := opts.Progress; p != nil {
+		files, bytes := 0, int64(0)
+		for _, op := range ops {
+			if op.Kind == OpWrite {
+				files++
+				bytes += op.Size
+			}
+		}
+		p.Start(files, bytes)
+		defer p.Finish()
+	}
+	if err := c.fw.write(&Begin{ID: id, Count: len(ops)}); err != nil {
+		return nil, c.writeErr(err)
+	}
+	for i := range ops {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		op := ops[i]
+		var src io.ReadCloser
+		if op.Kind == OpWrite {
+			open := op.Open
+			if open == nil {
+				p := filepath.Join(opts.LocalDir, filepath.FromSlash(op.Path))
+				open = func() (io.ReadCloser, error) { return os.Open(p) }
+			}
+			if src, err = open(); err != nil {
+				res.Errors = append(res.Errors, ItemError{Index: -1, Op: op.Kind, Path: op.Path, Message: "local: " + err.Error()})
+				continue
+			}
+		}
+		res.Ops = append(res.Ops, op)
+		if err := c.fw.write(&op); err != nil {
+			if src != nil {
+				src.Close()
+			}
+			return nil, c.writeErr(err)
+		}
+		if src != nil {
+			err := c.sendContent(src, opts.Progress)
+			src.Close()
+			if err != nil {
+				return nil, c.writeErr(err)
+			}
+		}
+		if opts.Progress != nil && op.Kind == OpWrite {
+			opts.Progress.FileDone(op.Path)
+		}
+	}
+	if err := c.fw.write(&Commit{ID: id}); err != nil {
+		return nil, c.writeErr(err)
+	}
+	if err := c.fw.flush(); err != nil {
+		return nil, c.writeErr(err)
+	}
+	t, payload, err := c.recv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if t != MsgResult {
+		return nil, protoErrf("expected a result, got %s", t)
+	}
+	var r Result
+	if err := decodeMsg(&r, payload); err != nil {
+		return nil, err
+	}
+	if r.ID != id {
+		return nil, protoErrf("result of batch %d, expected %d", r.ID, id)
+	}
+	res.Applied, res.Bytes = r.Applied, r.Bytes
+	res.Errors = append(res.Errors, r.Errors...)
+	res.Wire = c.fw.n - wire0
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// sendContent streams src as data frames and ends with FileEnd. A read
+// error aborts the file on the agent, not the session.
+func (c *Client) sendContent(src io.Reader, p Progress) error {
+	if c.buf == nil {
+		c.buf = make([]byte, ChunkSize)
+	}
+	var size int64
+	for {
+		n, rerr := io.ReadFull(src, c.buf)
+		if n > 0 {
+			chunk := c.buf[:n]
+			t := MsgData
+			if c.enc != nil && n >= 512 {
+				c.zbuf = c.enc.EncodeAll(chunk, c.zbuf[:0])
+				if len(c.zbuf) < n-n/16 {
+					chunk, t = c.zbuf, MsgDataZstd
+				}
+			}
+			if err := c.fw.writeRaw(t, chunk); err != nil {
+				return err
+			}
+			size += int64(n)
+			if p != nil {
+				p.Add(int64(n))
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return c.fw.write(&FileEnd{Size: size})
+		}
+		if rerr != nil {
+			return c.fw.write(&FileEnd{Size: size, Abort: rerr.Error()})
+		}
+	}
+}
+
+// Action asks the agent to restart or signal the app, or to run a command
+// in its view; output is the command's output.
+func (c *Client) Action(ctx context.Context, a Action) (output string, err error) {
+	if err := c.lock(); err != nil {
+		return "", err
+	}
+	defer c.unlock(&err)
+	if err := c.fw.write(&a); err != nil {
+		return "", c.writeErr(err)
+	}
+	if err := c.fw.flush(); err != nil {
+		return "", c.writeErr(err)
+	}
+	t, payload, err := c.recv(ctx)
+	if err != nil {
+		return "", err
+	}
+	if t != MsgActionResult {
+		return "", protoErrf("expected an action result, got %s", t)
+	}
+	var r ActionResult
+	if err := decodeMsg(&r, payload); err != nil {
+		return "", err
+	}
+	if r.Error != "" {
+		return r.Output, fmt.Errorf("%s the app: %s", a.Kind, r.Error)
+	}
+	return r.Output, nil
+}

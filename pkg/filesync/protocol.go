@@ -1,0 +1,718 @@
+package filesync
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"unicode/utf8"
+)
+
+// Wire format
+//
+// Every message is one frame:
+//
+//	uint32 big-endian length n (of what follows: 1 + len(payload)), 1 <= n <= MaxFrameSize
+//	byte   message type
+//	bytes  payload (n-1 bytes)
+//
+// Payloads of control messages are a compact binary encoding: unsigned and
+// signed varints, and strings as a uvarint length followed by raw bytes (so
+// file names that are not UTF-8 survive). Data frames carry a raw chunk of a
+// file, or the chunk compressed with zstd when both sides agreed on it.
+// Decoders are strict: a payload with trailing bytes, a string longer than
+// its limit or a varint overflow is refused.
+
+const (
+	// ProtocolVersion is the version this package speaks (min = max = 1).
+	ProtocolVersion = 1
+	// MinProtocolVersion is the oldest version this package accepts.
+	MinProtocolVersion = 1
+	// MaxFrameSize bounds a frame (type byte + payload).
+	MaxFrameSize = 1 << 20
+	// ChunkSize is the amount of file content sent per data frame, before
+	// compression.
+	ChunkSize = 256 << 10
+	// MaxPathLen bounds a path (PATH_MAX).
+	MaxPathLen = 4096
+	// maxNameLen bounds one path component (NAME_MAX).
+	maxNameLen = 255
+	// maxHashPaths bounds the paths of one hash request.
+	maxHashPaths = 1024
+
+	// FeatureZstd: data chunks may be zstd-compressed.
+	FeatureZstd = "zstd"
+)
+
+// MsgType is the type byte of a frame.
+type MsgType byte
+
+// Message types. The client (kubectl devsync) sends Hello, List, Hash,
+// Begin, Op, Data, DataZstd, FileEnd, Commit and Action; the agent sends
+// Welcome, Error, ListEntries, ListEnd, HashResult, HashEnd, Result and
+// ActionResult.
+const (
+	MsgHello        MsgType = 1
+	MsgWelcome      MsgType = 2
+	MsgError        MsgType = 3
+	MsgList         MsgType = 10
+	MsgListEntries  MsgType = 11
+	MsgListEnd      MsgType = 12
+	MsgHash         MsgType = 13
+	MsgHashResult   MsgType = 14
+	MsgHashEnd      MsgType = 15
+	MsgBegin        MsgType = 20
+	MsgOp           MsgType = 21
+	MsgData         MsgType = 22
+	MsgDataZstd     MsgType = 23
+	MsgFileEnd      MsgType = 24
+	MsgCommit       MsgType = 25
+	MsgResult       MsgType = 26
+	MsgAction       MsgType = 30
+	MsgActionResult MsgType = 31
+)
+
+var msgNames = map[MsgType]string{
+	MsgHello: "hello", MsgWelcome: "welcome", MsgError: "error", MsgList: "list",
+	MsgListEntries: "list-entries", MsgListEnd: "list-end", MsgHash: "hash",
+	MsgHashResult: "hash-result", MsgHashEnd: "hash-end", MsgBegin: "begin", MsgOp: "op",
+	MsgData: "data", MsgDataZstd: "data-zstd", MsgFileEnd: "file-end", MsgCommit: "commit",
+	MsgResult: "result", MsgAction: "action", MsgActionResult: "action-result",
+}
+
+func (t MsgType) String() string {
+	if n, ok := msgNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("unknown(%d)", byte(t))
+}
+
+// Known reports whether t is a message type of this protocol version.
+func (t MsgType) Known() bool { _, ok := msgNames[t]; return ok }
+
+// ProtocolError is a violation of the protocol by the peer. The agent sends
+// it back as an Error message and ends the session.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "devsync protocol: " + e.Msg }
+
+func protoErrf(format string, args ...any) error {
+	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// frameReader reads frames into a reused buffer.
+type frameReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next frame; the payload is valid until the next call.
+func (fr *frameReader) next() (MsgType, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(fr.r, hdr[:4]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n == 0 {
+		return 0, nil, protoErrf("empty frame")
+	}
+	if n > MaxFrameSize {
+		return 0, nil, protoErrf("frame of %d bytes exceeds the limit of %d bytes", n, MaxFrameSize)
+	}
+	if _, err := io.ReadFull(fr.r, hdr[4:5]); err != nil {
+		return 0, nil, unexpectedEOF(err)
+	}
+	t := MsgType(hdr[4])
+	if !t.Known() {
+		return t, nil, protoErrf("unknown message type %d", byte(t))
+	}
+	if cap(fr.buf) < int(n-1) {
+		fr.buf = make([]byte, n-1, max(int(n-1), 64<<10))
+	}
+	fr.buf = fr.buf[:n-1]
+	if _, err := io.ReadFull(fr.r, fr.buf); err != nil {
+		return t, nil, unexpectedEOF(err)
+	}
+	return t, fr.buf, nil
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// frameWriter writes frames through a buffer; flush sends them.
+type frameWriter struct {
+	w   *bufio.Writer
+	enc wbuf
+	n   int64 // bytes written, for statistics
+}
+
+func newFrameWriter(w io.Writer) *frameWriter {
+	return &frameWriter{w: bufio.NewWriterSize(w, 64<<10)}
+}
+
+func (fw *frameWriter) writeRaw(t MsgType, payload []byte) error {
+	if len(payload)+1 > MaxFrameSize {
+		return fmt.Errorf("devsync protocol: %s message of %d bytes exceeds the frame limit", t, len(payload))
+	}
+	var hdr [5]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(payload)+1))
+	hdr[4] = byte(t)
+	if _, err := fw.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := fw.w.Write(payload)
+	fw.n += int64(len(payload)) + 5
+	return err
+}
+
+// write encodes m and writes it as one frame.
+func (fw *frameWriter) write(m message) error {
+	fw.enc = fw.enc[:0]
+	m.encode(&fw.enc)
+	return fw.writeRaw(m.msgType(), fw.enc)
+}
+
+func (fw *frameWriter) flush() error { return fw.w.Flush() }
+
+// message is a control message.
+type message interface {
+	msgType() MsgType
+	encode(*wbuf)
+	decode(*rbuf)
+}
+
+func decodeMsg(m message, payload []byte) error {
+	d := rbuf{b: payload}
+	m.decode(&d)
+	if d.err == nil && len(d.b) != 0 {
+		d.err = protoErrf("%s message has %d trailing bytes", m.msgType(), len(d.b))
+	}
+	return d.err
+}
+
+// wbuf / rbuf: the compact encoding.
+type wbuf []byte
+
+func (w *wbuf) u(v uint64) { *w = binary.AppendUvarint(*w, v) }
+func (w *wbuf) i(v int64)  { *w = binary.AppendVarint(*w, v) }
+func (w *wbuf) s(v string) { w.u(uint64(len(v))); *w = append(*w, v...) }
+func (w *wbuf) ss(v []string) {
+	w.u(uint64(len(v)))
+	for _, s := range v {
+		w.s(s)
+	}
+}
+
+type rbuf struct {
+	b   []byte
+	err error
+}
+
+func (r *rbuf) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = protoErrf(format, args...)
+	}
+}
+
+func (r *rbuf) u() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("malformed unsigned integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *rbuf) i() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("malformed integer")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// s reads a string of at most limit bytes.
+func (r *rbuf) s(limit int) string {
+	n := r.u()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(limit) || n > uint64(len(r.b)) {
+		r.fail("string of %d bytes exceeds its limit (%d) or the frame", n, limit)
+		return ""
+	}
+	v := string(r.b[:n])
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *rbuf) ss(limitN, limitEach int) []string {
+	n := r.u()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(limitN) {
+		r.fail("list of %d items exceeds its limit (%d)", n, limitN)
+		return nil
+	}
+	out := make([]string, 0, n)
+	for range n {
+		out = append(out, r.s(limitEach))
+	}
+	return out
+}
+
+// Hello opens a session (client -> agent).
+type Hello struct {
+	MinVersion, MaxVersion int
+	Features               []string
+	// Dest is the destination directory as the app sees it (absolute);
+	// empty means the app process's working directory.
+	Dest string
+	// CreateDest creates Dest (owned by the app's user) when missing.
+	CreateDest bool
+	// Client names the client, for the agent's log.
+	Client string
+}
+
+func (*Hello) msgType() MsgType { return MsgHello }
+func (m *Hello) encode(w *wbuf) {
+	w.u(uint64(m.MinVersion))
+	w.u(uint64(m.MaxVersion))
+	w.ss(m.Features)
+	w.s(m.Dest)
+	w.u(b2u(m.CreateDest))
+	w.s(m.Client)
+}
+func (m *Hello) decode(r *rbuf) {
+	m.MinVersion, m.MaxVersion = int(r.u()), int(r.u())
+	m.Features = r.ss(16, 64)
+	m.Dest = r.s(MaxPathLen)
+	m.CreateDest = r.u() != 0
+	m.Client = r.s(256)
+}
+
+// Welcome answers Hello (agent -> client).
+type Welcome struct {
+	Version  int
+	Features []string
+	// Dest is the destination directory resolved by the agent.
+	Dest string
+	// UID and GID own the files the agent writes (the app's user).
+	UID, GID int
+	// PID is the app process the agent writes for.
+	PID   int
+	Agent string
+}
+
+func (*Welcome) msgType() MsgType { return MsgWelcome }
+func (m *Welcome) encode(w *wbuf) {
+	w.u(uint64(m.Version))
+	w.ss(m.Features)
+	w.s(m.Dest)
+	w.i(int64(m.UID))
+	w.i(int64(m.GID))
+	w.i(int64(m.PID))
+	w.s(m.Agent)
+}
+func (m *Welcome) decode(r *rbuf) {
+	m.Version = int(r.u())
+	m.Features = r.ss(16, 64)
+	m.Dest = r.s(MaxPathLen)
+	m.UID, m.GID, m.PID = int(r.i()), int(r.i()), int(r.i())
+	m.Agent = r.s(256)
+}
+
+// ErrorMsg is a fatal error: the sender ends the session after it.
+type ErrorMsg struct{ Message string }
+
+func (*ErrorMsg) msgType() MsgType { return MsgError }
+func (m *ErrorMsg) encode(w *wbuf) { w.s(m.Message) }
+func (m *ErrorMsg) decode(r *rbuf) { m.Message = r.s(64 << 10) }
+
+// ListReq asks for a listing of Path (relative to Dest; "" for all).
+type ListReq struct{ Path string }
+
+func (*ListReq) msgType() MsgType { return MsgList }
+func (m *ListReq) encode(w *wbuf) { w.s(m.Path) }
+func (m *ListReq) decode(r *rbuf) { m.Path = r.s(MaxPathLen) }
+
+// EntryType is the kind of a file in a listing.
+type EntryType byte
+
+const (
+	TypeFile    EntryType = 'f'
+	TypeDir     EntryType = 'd'
+	TypeSymlink EntryType = 'l'
+	TypeOther   EntryType = 'o' // FIFO, socket, device: never synced
+)
+
+func (t EntryType) String() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "directory"
+	case TypeSymlink:
+		return "symlink"
+	}
+	return "special file"
+}
+
+// Entry describes one file of a tree, relative to its root.
+type Entry struct {
+	Path   string
+	Type   EntryType
+	Mode   uint32 // permission bits (07777)
+	Size   int64
+	MTime  int64  // modification time, Unix nanoseconds
+	Target string // symlink target
+	// Local identity (not on the wire), for rename detection.
+	Dev, Ino uint64
+}
+
+// ListEntries carries a part of a listing (agent -> client).
+type ListEntries struct{ Entries []Entry }
+
+const maxListEntries = 4096
+
+func (*ListEntries) msgType() MsgType { return MsgListEntries }
+func (m *ListEntries) encode(w *wbuf) {
+	w.u(uint64(len(m.Entries)))
+	for _, e := range m.Entries {
+		w.s(e.Path)
+		w.u(uint64(e.Type))
+		w.u(uint64(e.Mode))
+		w.i(e.Size)
+		w.i(e.MTime)
+		w.s(e.Target)
+	}
+}
+func (m *ListEntries) decode(r *rbuf) {
+	n := r.u()
+	if n > maxListEntries {
+		r.fail("listing of %d entries in one frame", n)
+		return
+	}
+	m.Entries = make([]Entry, 0, n)
+	for range n {
+		e := Entry{Path: r.s(MaxPathLen), Type: EntryType(r.u()), Mode: uint32(r.u()), Size: r.i(), MTime: r.i(), Target: r.s(MaxPathLen)}
+		m.Entries = append(m.Entries, e)
+	}
+}
+
+// ListEnd ends a listing; Error is set when the walk failed.
+type ListEnd struct {
+	Count int
+	Error string
+}
+
+func (*ListEnd) msgType() MsgType { return MsgListEnd }
+func (m *ListEnd) encode(w *wbuf) { w.u(uint64(m.Count)); w.s(m.Error) }
+func (m *ListEnd) decode(r *rbuf) { m.Count = int(r.u()); m.Error = r.s(64 << 10) }
+
+// HashReq asks for the SHA-256 of files (at most 1024 per request).
+type HashReq struct{ Paths []string }
+
+func (*HashReq) msgType() MsgType { return MsgHash }
+func (m *HashReq) encode(w *wbuf) { w.ss(m.Paths) }
+func (m *HashReq) decode(r *rbuf) { m.Paths = r.ss(maxHashPaths, MaxPathLen) }
+
+// HashResult answers one path of a HashReq; HashEnd follows the last.
+type HashResult struct {
+	Path  string
+	Sum   [32]byte
+	Error string
+}
+
+func (*HashResult) msgType() MsgType { return MsgHashResult }
+func (m *HashResult) encode(w *wbuf) {
+	w.s(m.Path)
+	w.s(string(m.Sum[:]))
+	w.s(m.Error)
+}
+func (m *HashResult) decode(r *rbuf) {
+	m.Path = r.s(MaxPathLen)
+	s := r.s(32)
+	if r.err == nil && len(s) != 32 {
+		r.fail("hash of %d bytes", len(s))
+	}
+	copy(m.Sum[:], s)
+	m.Error = r.s(64 << 10)
+}
+
+type hashEnd struct{}
+
+func (*hashEnd) msgType() MsgType { return MsgHashEnd }
+func (*hashEnd) encode(*wbuf)     {}
+func (*hashEnd) decode(*rbuf)     {}
+
+// Begin starts a batch of operations.
+type Begin struct {
+	ID    uint64
+	Count int
+}
+
+func (*Begin) msgType() MsgType { return MsgBegin }
+func (m *Begin) encode(w *wbuf) { w.u(m.ID); w.u(uint64(m.Count)) }
+func (m *Begin) decode(r *rbuf) { m.ID = r.u(); m.Count = int(r.u()) }
+
+// OpKind is an operation of a batch.
+type OpKind byte
+
+const (
+	OpWrite   OpKind = 'w' // Data/DataZstd frames and a FileEnd follow
+	OpMkdir   OpKind = 'm'
+	OpDelete  OpKind = 'd' // recursive, never follows symlinks
+	OpRename  OpKind = 'r'
+	OpSymlink OpKind = 'l'
+	OpChmod   OpKind = 'c'
+	OpChtimes OpKind = 't'
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpWrite:
+		return "write"
+	case OpMkdir:
+		return "mkdir"
+	case OpDelete:
+		return "delete"
+	case OpRename:
+		return "rename"
+	case OpSymlink:
+		return "symlink"
+	case OpChmod:
+		return "chmod"
+	case OpChtimes:
+		return "chtimes"
+	}
+	return fmt.Sprintf("op(%d)", byte(k))
+}
+
+// Op is one operation of a batch. Paths are relative to the destination.
+type Op struct {
+	Kind   OpKind
+	Path   string
+	To     string // rename: new path
+	Target string // symlink: link target
+	Mode   uint32 // write, mkdir, chmod: permission bits
+	MTime  int64  // write, chtimes: Unix nanoseconds (0: leave)
+	Size   int64  // write: expected size (informational)
+
+	// Open, for a write, returns the content; nil opens Path under the
+	// local directory of ApplyOptions. Not sent.
+	Open func() (io.ReadCloser, error)
+}
+
+func (*Op) msgType() MsgType { return MsgOp }
+func (m *Op) encode(w *wbuf) {
+	w.u(uint64(m.Kind))
+	w.s(m.Path)
+	w.s(m.To)
+	w.s(m.Target)
+	w.u(uint64(m.Mode))
+	w.i(m.MTime)
+	w.i(m.Size)
+}
+func (m *Op) decode(r *rbuf) {
+	m.Kind = OpKind(r.u())
+	m.Path = r.s(MaxPathLen)
+	m.To = r.s(MaxPathLen)
+	m.Target = r.s(MaxPathLen)
+	m.Mode = uint32(r.u())
+	m.MTime = r.i()
+	m.Size = r.i()
+}
+
+// validate checks an operation received by the agent.
+func (m *Op) validate() error {
+	if err := ValidatePath(m.Path); err != nil {
+		return err
+	}
+	if m.Mode&^0o7777 != 0 {
+		return protoErrf("%s %q: invalid mode %o", m.Kind, m.Path, m.Mode)
+	}
+	switch m.Kind {
+	case OpWrite, OpMkdir, OpDelete, OpChmod, OpChtimes:
+	case OpRename:
+		if err := ValidatePath(m.To); err != nil {
+			return err
+		}
+	case OpSymlink:
+		if m.Target == "" || strings.IndexByte(m.Target, 0) >= 0 {
+			return protoErrf("symlink %q: empty target or NUL byte in the target", m.Path)
+		}
+	default:
+		return protoErrf("unknown operation %d for %q", byte(m.Kind), m.Path)
+	}
+	if m.Size < 0 {
+		return protoErrf("%s %q: negative size", m.Kind, m.Path)
+	}
+	return nil
+}
+
+// FileEnd ends the content of a write. Abort, when set, discards the file
+// (the client could not read it); Size is the number of bytes sent.
+type FileEnd struct {
+	Size  int64
+	Abort string
+}
+
+func (*FileEnd) msgType() MsgType { return MsgFileEnd }
+func (m *FileEnd) encode(w *wbuf) { w.i(m.Size); w.s(m.Abort) }
+func (m *FileEnd) decode(r *rbuf) { m.Size = r.i(); m.Abort = r.s(64 << 10) }
+
+// Commit ends a batch; the agent answers with Result.
+type Commit struct{ ID uint64 }
+
+func (*Commit) msgType() MsgType { return MsgCommit }
+func (m *Commit) encode(w *wbuf) { w.u(m.ID) }
+func (m *Commit) decode(r *rbuf) { m.ID = r.u() }
+
+// ItemError reports a failed operation of a batch.
+type ItemError struct {
+	Index   int // position in the batch
+	Op      OpKind
+	Path    string
+	Code    string // errno name when known, e.g. "EROFS", "EACCES"
+	Message string
+}
+
+func (e ItemError) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.Path, e.Message) }
+
+// Result answers Commit.
+type Result struct {
+	ID      uint64
+	Applied int
+	Bytes   int64
+	Errors  []ItemError
+}
+
+const maxResultErrors = 256 // more errors are counted, not listed
+
+func (*Result) msgType() MsgType { return MsgResult }
+func (m *Result) encode(w *wbuf) {
+	w.u(m.ID)
+	w.u(uint64(m.Applied))
+	w.i(m.Bytes)
+	w.u(uint64(len(m.Errors)))
+	for _, e := range m.Errors {
+		w.u(uint64(e.Index))
+		w.u(uint64(e.Op))
+		w.s(e.Path)
+		w.s(e.Code)
+		w.s(e.Message)
+	}
+}
+func (m *Result) decode(r *rbuf) {
+	m.ID = r.u()
+	m.Applied = int(r.u())
+	m.Bytes = r.i()
+	n := r.u()
+	if n > maxResultErrors {
+		r.fail("result with %d errors", n)
+		return
+	}
+	for range n {
+		m.Errors = append(m.Errors, ItemError{Index: int(r.u()), Op: OpKind(r.u()), Path: r.s(MaxPathLen), Code: r.s(32), Message: r.s(4096)})
+	}
+}
+
+// Action asks the agent to act on the app after a batch: "restart" (through
+// the supervisor), "signal" (Args[0] names the signal, e.g. "HUP") or "exec"
+// (Args is the command, run in the app's view).
+type Action struct {
+	Kind string
+	Args []string
+}
+
+func (*Action) msgType() MsgType { return MsgAction }
+func (m *Action) encode(w *wbuf) { w.s(m.Kind); w.ss(m.Args) }
+func (m *Action) decode(r *rbuf) { m.Kind = r.s(32); m.Args = r.ss(256, 64<<10) }
+
+// ActionResult answers Action.
+type ActionResult struct {
+	Error  string
+	Output string
+}
+
+func (*ActionResult) msgType() MsgType { return MsgActionResult }
+func (m *ActionResult) encode(w *wbuf) { w.s(m.Error); w.s(m.Output) }
+func (m *ActionResult) decode(r *rbuf) { m.Error = r.s(64 << 10); m.Output = r.s(512 << 10) }
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ValidatePath checks a path sent by the client: relative, clean, no ".."
+// component, no NUL byte, not empty, within PATH_MAX and NAME_MAX.
+func ValidatePath(p string) error {
+	switch {
+	case p == "" || p == ".":
+		return protoErrf("empty path")
+	case len(p) > MaxPathLen:
+		return protoErrf("path of %d bytes exceeds %d", len(p), MaxPathLen)
+	case strings.IndexByte(p, 0) >= 0:
+		return protoErrf("path %q contains a NUL byte", p)
+	case strings.HasPrefix(p, "/"):
+		return protoErrf("absolute path %q refused", p)
+	case path.Clean(p) != p:
+		return protoErrf("path %q is not clean", p)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return protoErrf("path %q climbs out with \"..\"", p)
+		}
+		if len(c) > maxNameLen {
+			return protoErrf("path %q has a component longer than %d bytes", p, maxNameLen)
+		}
+	}
+	return nil
+}
+
+// validateDest checks the destination of a Hello: absolute and clean.
+func validateDest(d string) error {
+	switch {
+	case d == "":
+		return nil
+	case len(d) > MaxPathLen, strings.IndexByte(d, 0) >= 0:
+		return protoErrf("destination %q is too long or contains a NUL byte", d)
+	case !strings.HasPrefix(d, "/"):
+		return protoErrf("destination %q must be an absolute path in the app container", d)
+	}
+	return nil
+}
+
+// displayPath quotes a path for messages when it has unusual characters.
+func displayPath(p string) string {
+	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\t\"") {
+		return fmt.Sprintf("%q", p)
+	}
+	return p
+}
+
+var errClosed = errors.New("devsync connection closed")

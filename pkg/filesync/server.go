@@ -1,0 +1,516 @@
+//go:build linux
+
+package filesync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+)
+
+// Root is what the agent serves: the app's root filesystem and how files
+// written into it are owned.
+type Root struct {
+	// FS is the app's root (rootfs.OpenProcess).
+	FS *rootfs.Root
+	// Owner owns every file and directory the agent creates: the app's
+	// user. {-1, -1} keeps the agent's own IDs.
+	Owner rootfs.Owner
+	// Workdir is the default destination; empty asks FS.Workdir().
+	Workdir string
+	// Sync fsyncs every file before renaming it into place.
+	Sync bool
+	// Action runs an Action message (restart, signal, exec); nil refuses them.
+	Action func(ctx context.Context, a Action) (output string, err error)
+	// Logf receives one line per session event; nil discards.
+	Logf func(format string, args ...any)
+	// Agent names the agent in the Welcome message.
+	Agent string
+}
+
+// NewRoot serves fs with files owned by the app process's user.
+func NewRoot(fs *rootfs.Root) Root { return Root{FS: fs, Owner: fs.Owner()} }
+
+type server struct {
+	root  Root
+	fr    *frameReader
+	fw    *frameWriter
+	dest  string
+	zstd  bool
+	dec   *zstd.Decoder
+	chunk []byte
+}
+
+// Serve runs one devsync session over rw (an SSH channel, a net.Conn, a
+// pipe) until the client closes it, ctx is cancelled, or the client
+// violates the protocol. Protocol violations (unknown message types,
+// oversize frames, paths that are absolute, unclean or contain "..") are
+// answered with an Error message and end the session. When ctx is cancelled,
+// rw is closed if it is an io.Closer.
+func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
+	if root.FS == nil {
+		return errors.New("devsync: no root filesystem to serve")
+	}
+	if root.Logf == nil {
+		root.Logf = func(string, ...any) {}
+	}
+	if c, ok := rw.(io.Closer); ok {
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+	}
+	s := &server{root: root, fr: newFrameReader(rw), fw: newFrameWriter(rw)}
+	defer func() {
+		if s.dec != nil {
+			s.dec.Close()
+		}
+	}()
+	err := s.run(ctx)
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		root.Logf("devsync: refusing the client: %v", err)
+		s.fatal(err)
+		return err
+	}
+	if errors.Is(err, io.EOF) || (ctx.Err() != nil && err != nil) {
+		return nil
+	}
+	return err
+}
+
+func (s *server) run(ctx context.Context) error {
+	if err := s.hello(); err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t, payload, err := s.fr.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgList:
+			var m ListReq
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			err = s.list(m)
+		case MsgHash:
+			var m HashReq
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			err = s.hash(m)
+		case MsgBegin:
+			var m Begin
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			err = s.batch(m)
+		case MsgAction:
+			var m Action
+			if err := decodeMsg(&m, payload); err != nil {
+				return err
+			}
+			err = s.action(ctx, m)
+		default:
+			return protoErrf("unexpected %s message", t)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.fw.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *server) hello() error {
+	t, payload, err := s.fr.next()
+	if err != nil {
+		return err
+	}
+	if t != MsgHello {
+		return protoErrf("expected hello, got %s", t)
+	}
+	var h Hello
+	if err := decodeMsg(&h, payload); err != nil {
+		return err
+	}
+	v := min(ProtocolVersion, h.MaxVersion)
+	if v < MinProtocolVersion || v < h.MinVersion {
+		return protoErrf("version mismatch: the client speaks %d to %d, the agent %d to %d: use the same release of kubectl-devsync and the agent", h.MinVersion, h.MaxVersion, MinProtocolVersion, ProtocolVersion)
+	}
+	if err := validateDest(h.Dest); err != nil {
+		return err
+	}
+	dest := h.Dest
+	if dest == "" {
+		dest = s.root.Workdir
+	}
+	if dest == "" {
+		if dest, err = s.root.FS.Workdir(); err != nil {
+			return s.fatal(err)
+		}
+	}
+	s.dest = path.Clean("/" + dest)
+	if h.CreateDest {
+		if err := s.root.FS.MkdirAll(s.dest, 0o755, s.root.Owner); err != nil {
+			return s.fatal(fmt.Errorf("create the destination %s in the app container: %w", s.dest, explain(err)))
+		}
+	}
+	if _, err := s.root.FS.ReadDir(s.dest); err != nil {
+		return s.fatal(fmt.Errorf("destination %s in the app container: %w", s.dest, explain(err)))
+	}
+	var feats []string
+	for _, f := range h.Features {
+		if f == FeatureZstd {
+			s.zstd = true
+			feats = append(feats, f)
+		}
+	}
+	s.root.Logf("devsync: session with %s, protocol %d, destination %s", h.Client, v, s.dest)
+	if err := s.fw.write(&Welcome{Version: v, Features: feats, Dest: s.dest, UID: s.root.Owner.UID, GID: s.root.Owner.GID, PID: s.root.FS.PID(), Agent: s.root.Agent}); err != nil {
+		return err
+	}
+	return s.fw.flush()
+}
+
+// fatal sends err to the client as the session's last message. The client
+// may be busy writing rather than reading: the write is given a short time,
+// then abandoned (the caller closes the channel after Serve returns).
+func (s *server) fatal(err error) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.fw.write(&ErrorMsg{Message: err.Error()}) == nil {
+			s.fw.flush()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return err
+}
+
+func (s *server) full(rel string) string { return path.Join(s.dest, rel) }
+
+func (s *server) list(m ListReq) error {
+	start := s.dest
+	if m.Path != "" {
+		if err := ValidatePath(m.Path); err != nil {
+			return err
+		}
+		start = s.full(m.Path)
+	}
+	var batch []Entry
+	size, count := 0, 0
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.fw.write(&ListEntries{Entries: batch})
+		batch, size = batch[:0], 0
+		return err
+	}
+	walkErr := s.root.FS.Walk(start, func(rel string, info fs.FileInfo, target string, err error) error {
+		if err != nil {
+			// An unreadable subdirectory is reported, not fatal.
+			s.root.Logf("devsync: list %s: %v", rel, err)
+			return nil
+		}
+		if strings.HasPrefix(info.Name(), rootfs.TempPrefix) {
+			return nil
+		}
+		if m.Path != "" {
+			rel = m.Path + "/" + rel
+		}
+		e := Entry{Path: rel, Type: entryType(info.Mode()), Mode: modeBits(info.Mode()), MTime: info.ModTime().UnixNano(), Target: target}
+		if e.Type == TypeFile {
+			e.Size = info.Size()
+		}
+		batch = append(batch, e)
+		count++
+		size += len(rel) + len(target) + 32
+		if len(batch) >= maxListEntries || size > MaxFrameSize/2 {
+			return send()
+		}
+		return nil
+	})
+	if err := send(); err != nil {
+		return err
+	}
+	end := ListEnd{Count: count}
+	if walkErr != nil {
+		end.Error = explain(walkErr).Error()
+	}
+	return s.fw.write(&end)
+}
+
+func (s *server) hash(m HashReq) error {
+	for _, p := range m.Paths {
+		if err := ValidatePath(p); err != nil {
+			return err
+		}
+		r := HashResult{Path: p}
+		if sum, err := s.hashFile(s.full(p)); err != nil {
+			r.Error = explain(err).Error()
+		} else {
+			r.Sum = sum
+		}
+		if err := s.fw.write(&r); err != nil {
+			return err
+		}
+	}
+	return s.fw.write(&hashEnd{})
+}
+
+func (s *server) hashFile(name string) (sum [32]byte, err error) {
+	f, err := s.root.FS.Open(name)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 64<<10)); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+func (s *server) batch(b Begin) error {
+	res := Result{ID: b.ID}
+	failed := 0
+	for index := 0; ; index++ {
+		t, payload, err := s.fr.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgCommit:
+			var c Commit
+			if err := decodeMsg(&c, payload); err != nil {
+				return err
+			}
+			if c.ID != b.ID {
+				return protoErrf("commit of batch %d inside batch %d", c.ID, b.ID)
+			}
+			if failed > len(res.Errors) {
+				res.Errors = append(res.Errors, ItemError{Index: -1, Message: fmt.Sprintf("%d more errors", failed-len(res.Errors))})
+			}
+			return s.fw.write(&res)
+		case MsgOp:
+		default:
+			return protoErrf("unexpected %s message inside a batch", t)
+		}
+		var op Op
+		if err := decodeMsg(&op, payload); err != nil {
+			return err
+		}
+		if err := op.validate(); err != nil {
+			return err
+		}
+		n, err := s.apply(&op)
+		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				return err
+			}
+			failed++
+			if len(res.Errors) < maxResultErrors-1 {
+				res.Errors = append(res.Errors, itemError(index, &op, err))
+			}
+			continue
+		}
+		res.Applied++
+		res.Bytes += n
+	}
+}
+
+func itemError(index int, op *Op, err error) ItemError {
+	ie := ItemError{Index: index, Op: op.Kind, Path: op.Path, Message: explain(err).Error()}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		ie.Code = unix.ErrnoName(errno)
+	}
+	return ie
+}
+
+// explain adds the remedy to errors a user can act on.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("%w: the app container's filesystem is read-only there; mount a writable volume (e.g. an emptyDir) at the destination or choose another --dest", err)
+	case errors.Is(err, unix.ENOSPC):
+		return fmt.Errorf("%w: the app container's filesystem is full", err)
+	case errors.Is(err, unix.ELOOP):
+		return fmt.Errorf("%w: a symlink on the way is a magic link or loops; it is not followed", err)
+	}
+	return err
+}
+
+// apply runs one operation; a write consumes its data frames even when it
+// fails, so the stream stays in step.
+func (s *server) apply(op *Op) (int64, error) {
+	fsys, full := s.root.FS, s.full(op.Path)
+	switch op.Kind {
+	case OpWrite:
+		return s.write(op, full)
+	case OpMkdir:
+		if err := fsys.MkdirAll(full, rootfs.FileMode(op.Mode), s.root.Owner); err != nil {
+			return 0, err
+		}
+		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
+	case OpDelete:
+		return 0, fsys.RemoveAll(full)
+	case OpRename:
+		to := s.full(op.To)
+		if err := fsys.MkdirAll(path.Dir(to), 0o755, s.root.Owner); err != nil {
+			return 0, err
+		}
+		return 0, fsys.Rename(full, to)
+	case OpSymlink:
+		if err := fsys.MkdirAll(path.Dir(full), 0o755, s.root.Owner); err != nil {
+			return 0, err
+		}
+		return 0, fsys.Symlink(op.Target, full, s.root.Owner)
+	case OpChmod:
+		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
+	case OpChtimes:
+		return 0, fsys.Chtimes(full, time.Unix(0, op.MTime))
+	}
+	return 0, protoErrf("unknown operation %s", op.Kind)
+}
+
+func (s *server) write(op *Op, full string) (int64, error) {
+	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true}
+	if op.MTime != 0 {
+		opts.ModTime = time.Unix(0, op.MTime)
+	}
+	pf, werr := s.root.FS.Create(full, opts)
+	abort := func() {
+		if pf != nil {
+			pf.Abort()
+			pf = nil
+		}
+	}
+	defer abort()
+	for {
+		t, payload, err := s.fr.next()
+		if err != nil {
+			return 0, err
+		}
+		switch t {
+		case MsgData, MsgDataZstd:
+			data := payload
+			if t == MsgDataZstd {
+				if data, err = s.decompress(payload); err != nil {
+					return 0, err
+				}
+			} else if len(data) > ChunkSize {
+				return 0, protoErrf("data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+			}
+			if werr == nil {
+				if _, err := pf.Write(data); err != nil {
+					werr = err
+					abort()
+				}
+			}
+		case MsgFileEnd:
+			var end FileEnd
+			if err := decodeMsg(&end, payload); err != nil {
+				return 0, err
+			}
+			if werr != nil {
+				return 0, werr
+			}
+			if end.Abort != "" {
+				return 0, fmt.Errorf("the client could not read the file: %s", end.Abort)
+			}
+			if end.Size != pf.Size() {
+				return 0, protoErrf("write %q: file end announces %d bytes, %d received", op.Path, end.Size, pf.Size())
+			}
+			n := pf.Size()
+			err := pf.Commit()
+			pf = nil
+			return n, err
+		default:
+			return 0, protoErrf("unexpected %s message inside the content of %q", t, op.Path)
+		}
+	}
+}
+
+func (s *server) decompress(payload []byte) ([]byte, error) {
+	if !s.zstd {
+		return nil, protoErrf("compressed data without the zstd feature")
+	}
+	if s.dec == nil {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(ChunkSize), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, err
+		}
+		s.dec = d
+	}
+	out, err := s.dec.DecodeAll(payload, s.chunk[:0])
+	if err != nil {
+		return nil, protoErrf("bad compressed chunk: %v", err)
+	}
+	if len(out) > ChunkSize {
+		return nil, protoErrf("compressed chunk expands beyond %d bytes", ChunkSize)
+	}
+	s.chunk = out
+	return out, nil
+}
+
+func (s *server) action(ctx context.Context, a Action) error {
+	var res ActionResult
+	if s.root.Action == nil {
+		res.Error = fmt.Sprintf("the agent cannot %s the app: run kubectl devpatch --supervise for restarts", a.Kind)
+	} else if out, err := s.root.Action(ctx, a); err != nil {
+		res.Error, res.Output = err.Error(), out
+	} else {
+		res.Output = out
+	}
+	return s.fw.write(&res)
+}
+
+func entryType(m fs.FileMode) EntryType {
+	switch {
+	case m.IsRegular():
+		return TypeFile
+	case m.IsDir():
+		return TypeDir
+	case m&fs.ModeSymlink != 0:
+		return TypeSymlink
+	}
+	return TypeOther
+}
+
+// modeBits returns the permission and set-id bits as mode_t bits.
+func modeBits(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}

@@ -1,0 +1,545 @@
+package filesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Syncer.
+type Options struct {
+	// LocalDir is the local tree to mirror.
+	LocalDir string
+	// Ignore selects the ignore rules.
+	Ignore IgnoreOptions
+	// Delete removes remote files that do not exist locally during the
+	// initial sync (--delete). Files deleted locally while watching are
+	// always deleted remotely.
+	Delete bool
+	// Progress follows the initial sync (files and bytes); nil for none.
+	Progress Progress
+	// Warn receives warnings (special files skipped, polling fallback).
+	Warn func(string)
+}
+
+// Syncer mirrors a local tree into the destination of a devsync session:
+// an initial sync, then one batch per burst of local changes.
+type Syncer struct {
+	opts Options
+	ig   *Ignorer
+	mu   sync.Mutex
+	c    *Client
+	// state is what the remote tree holds for the paths synced so far, with
+	// the local identity (dev, inode) seen when they were sent.
+	state map[string]Entry
+}
+
+// NewSyncer prepares a Syncer over an open session.
+func NewSyncer(c *Client, opts Options) (*Syncer, error) {
+	if opts.Warn == nil {
+		opts.Warn = func(string) {}
+	}
+	ig, err := NewIgnorer(opts.LocalDir, opts.Ignore)
+	if err != nil {
+		return nil, err
+	}
+	return &Syncer{opts: opts, ig: ig, c: c, state: map[string]Entry{}}, nil
+}
+
+// Ignorer returns the ignore rules in use (for a Watcher).
+func (s *Syncer) Ignorer() *Ignorer { return s.ig }
+
+// SetClient replaces the session after a reconnect. Call InitialSync next:
+// it compares the whole tree again, so edits made meanwhile are not lost.
+func (s *Syncer) SetClient(c *Client) {
+	s.mu.Lock()
+	s.c = c
+	s.state = map[string]Entry{}
+	s.mu.Unlock()
+}
+
+// InitialSync makes the destination match the local tree: it lists both,
+// compares sizes and mtimes, then content hashes where only the mtime
+// differs, and sends what differs in one batch.
+func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	local, err := ScanLocal(s.opts.LocalDir, s.ig, s.opts.Warn)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", s.opts.LocalDir, err)
+	}
+	var remote []Entry
+	err = s.c.List(ctx, "", func(e Entry) error {
+		if !s.ig.Match(e.Path, e.Type == TypeDir) {
+			remote = append(remote, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the destination: %w", err)
+	}
+	plan := Diff(local, remote, PlanOptions{Delete: s.opts.Delete})
+	if len(plan.Check) > 0 {
+		paths := make([]string, len(plan.Check))
+		for i, e := range plan.Check {
+			paths[i] = e.Path
+		}
+		rs, err := s.c.Hash(ctx, paths)
+		if err != nil {
+			return nil, fmt.Errorf("hash remote files: %w", err)
+		}
+		plan.ResolveHashes(HashLocal(s.opts.LocalDir, paths), rs)
+	}
+	sum, err := s.apply(ctx, plan.Ops, s.opts.Progress, start)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range local {
+		s.state[e.Path] = e
+	}
+	s.forgetFailed(sum)
+	return sum, nil
+}
+
+// SyncPaths sends the changes of the given local paths (relative,
+// slash-separated; "." means the whole tree): written, created, deleted,
+// renamed (a vanished path whose inode reappears elsewhere is renamed
+// remotely, not sent again), mode changes, new directories with their
+// content.
+func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	set := map[string]bool{}
+	for _, p := range paths {
+		p = strings.Trim(path.Clean("/"+p), "/")
+		if p == "" {
+			p = "."
+		}
+		set[p] = true
+		if IsIgnoreFile(p) {
+			d := path.Dir(p)
+			if d == "." {
+				d = ""
+			}
+			s.ig.Reload(d)
+		}
+	}
+	if set["."] {
+		// Full rescan (event overflow, polling): compare with the state.
+		set = map[string]bool{}
+		local, err := ScanLocal(s.opts.LocalDir, s.ig, s.opts.Warn)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", s.opts.LocalDir, err)
+		}
+		seen := map[string]bool{}
+		for _, e := range local {
+			seen[e.Path] = true
+			if st, ok := s.state[e.Path]; !ok || !sameEntry(st, e) {
+				set[e.Path] = true
+			}
+		}
+		for p := range s.state {
+			if !seen[p] {
+				set[p] = true
+			}
+		}
+	}
+
+	current := map[string]Entry{} // local entries of the changed paths
+	var gone []string
+	sorted := sortedKeys(set)
+	for _, p := range sorted {
+		if s.ig.Match(p, false) && s.ig.Match(p, true) {
+			continue
+		}
+		e, exists, special, err := lstatLocal(s.opts.LocalDir, p)
+		if err != nil {
+			s.opts.Warn(fmt.Sprintf("skipping %s: %v", displayPath(p), err))
+			continue
+		}
+		if !exists {
+			if _, known := s.state[p]; known {
+				gone = append(gone, p)
+			}
+			continue
+		}
+		if special {
+			s.opts.Warn(fmt.Sprintf("skipping %s: special files are not synced", displayPath(p)))
+			continue
+		}
+		if s.ig.Match(p, e.Type == TypeDir) {
+			continue
+		}
+		current[p] = e
+		if e.Type == TypeDir {
+			if st, ok := s.state[p]; !ok || st.Type != TypeDir || st.Ino != e.Ino {
+				// A new (or replaced) directory: its content may predate the watch.
+				sub, err := scanLocal(s.opts.LocalDir, p, s.ig, s.opts.Warn)
+				if err != nil {
+					s.opts.Warn(fmt.Sprintf("scan %s: %v", displayPath(p), err))
+				}
+				for _, c := range sub {
+					current[c.Path] = c
+				}
+			}
+		}
+	}
+
+	var ops []Op
+	// Renames: a vanished path whose identity appears at a new path.
+	// The type must match too: a freed inode number is soon reused.
+	type identity struct {
+		dev, ino uint64
+		typ      EntryType
+	}
+	byIno := map[identity]string{}
+	for _, p := range gone {
+		if st := s.state[p]; st.Ino != 0 {
+			byIno[identity{st.Dev, st.Ino, st.Type}] = p
+		}
+	}
+	renamed := map[string]bool{}
+	for _, p := range sortedKeys(current) {
+		e := current[p]
+		if st, ok := s.state[p]; ok && st.Ino == e.Ino && st.Dev == e.Dev {
+			continue
+		}
+		old, ok := byIno[identity{e.Dev, e.Ino, e.Type}]
+		if !ok || renamed[old] || isBelow(p, old) {
+			continue
+		}
+		if parentRenamed(old, renamed) {
+			continue
+		}
+		renamed[old] = true
+		ops = append(ops, Op{Kind: OpRename, Path: old, To: p})
+		s.moveState(old, p)
+	}
+
+	for _, p := range sortedKeys(current) {
+		e := current[p]
+		st, known := s.state[p]
+		switch {
+		case !known:
+			ops = append(ops, createOp(e))
+		case st.Type != e.Type:
+			if st.Type == TypeDir || e.Type == TypeDir {
+				ops = append(ops, Op{Kind: OpDelete, Path: p})
+			}
+			ops = append(ops, createOp(e))
+		case sameEntry(st, e):
+		case e.Type == TypeFile && (st.Size != e.Size || st.MTime != e.MTime):
+			ops = append(ops, createOp(e))
+		case e.Type == TypeSymlink && st.Target != e.Target:
+			ops = append(ops, createOp(e))
+		case st.Mode != e.Mode:
+			ops = append(ops, Op{Kind: OpChmod, Path: p, Mode: e.Mode})
+		}
+	}
+	deletedDir := ""
+	for _, p := range gone {
+		if renamed[p] || parentRenamed(p, renamed) {
+			continue
+		}
+		if _, still := s.state[p]; !still {
+			continue
+		}
+		if deletedDir != "" && isBelow(p, deletedDir) {
+			continue
+		}
+		ops = append(ops, Op{Kind: OpDelete, Path: p})
+		deletedDir = p
+	}
+	sortOps(ops)
+	if len(ops) == 0 {
+		return &Summary{Duration: time.Since(start)}, nil
+	}
+	sum, err := s.apply(ctx, ops, nil, start)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if op.Kind == OpDelete {
+			s.dropState(op.Path)
+		}
+	}
+	for p, e := range current {
+		s.state[p] = e
+	}
+	s.forgetFailed(sum)
+	return sum, nil
+}
+
+func parentRenamed(p string, renamed map[string]bool) bool {
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		if renamed[d] {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.Type == b.Type && a.Mode == b.Mode && a.Target == b.Target &&
+		(a.Type != TypeFile || (a.Size == b.Size && a.MTime == b.MTime))
+}
+
+func (s *Syncer) moveState(old, new string) {
+	for p, e := range s.state {
+		if isBelow(p, old) {
+			np := new + strings.TrimPrefix(p, old)
+			delete(s.state, p)
+			e.Path = np
+			s.state[np] = e
+		}
+	}
+}
+
+func (s *Syncer) dropState(dir string) {
+	for p := range s.state {
+		if isBelow(p, dir) {
+			delete(s.state, p)
+		}
+	}
+}
+
+// forgetFailed removes failed paths from the state so that they are sent
+// again by the next change or sync.
+func (s *Syncer) forgetFailed(sum *Summary) {
+	for _, e := range sum.Errors {
+		if e.Path != "" {
+			s.dropState(e.Path)
+		}
+	}
+}
+
+func (s *Syncer) apply(ctx context.Context, ops []Op, p Progress, start time.Time) (*Summary, error) {
+	sum := &Summary{}
+	if len(ops) > 0 {
+		res, err := s.c.Apply(ctx, ops, ApplyOptions{LocalDir: s.opts.LocalDir, Progress: p})
+		if err != nil {
+			return nil, err
+		}
+		sum.add(res)
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// Watch runs until ctx ends or the session fails: every debounced batch of
+// w becomes one SyncPaths call, reported to report. On a session failure
+// the paths of the failed batch are handed back to w, so that after a
+// reconnect (SetClient, InitialSync, Watch again) nothing is lost.
+func (s *Syncer) Watch(ctx context.Context, w *Watcher, report func(*Summary)) error {
+	for {
+		paths, err := w.Next(ctx)
+		if err != nil {
+			return err
+		}
+		sum, err := s.SyncPaths(ctx, paths)
+		if err != nil {
+			w.Requeue(paths)
+			return err
+		}
+		if report != nil && !sum.Empty() {
+			report(sum)
+		}
+	}
+}
+
+// Item is one operation of a summary.
+type Item struct {
+	Op    OpKind
+	Path  string
+	To    string
+	Bytes int64
+	Err   string
+}
+
+// Summary reports one applied batch.
+type Summary struct {
+	Files, Dirs, Symlinks, Deleted, Renamed, Attrs int
+	Bytes                                          int64 // content bytes written
+	Wire                                           int64 // bytes sent on the channel (compressed)
+	Duration                                       time.Duration
+	Items                                          []Item      // every operation, for -v
+	Errors                                         []ItemError // failures
+}
+
+func (s *Summary) add(r *BatchResult) {
+	failed := map[int]bool{}
+	for _, e := range r.Errors {
+		if e.Index >= 0 {
+			failed[e.Index] = true
+		}
+	}
+	s.Errors = append(s.Errors, r.Errors...)
+	s.Bytes += r.Bytes
+	s.Wire += r.Wire
+	for i, op := range r.Ops {
+		it := Item{Op: op.Kind, Path: op.Path, To: op.To}
+		if op.Kind == OpWrite {
+			it.Bytes = op.Size
+		}
+		if failed[i] {
+			it.Err = "failed"
+			for _, e := range r.Errors {
+				if e.Index == i {
+					it.Err = e.Message
+				}
+			}
+			s.Items = append(s.Items, it)
+			continue
+		}
+		s.Items = append(s.Items, it)
+		switch op.Kind {
+		case OpWrite:
+			s.Files++
+		case OpSymlink:
+			s.Symlinks++
+		case OpMkdir:
+			s.Dirs++
+		case OpDelete:
+			s.Deleted++
+		case OpRename:
+			s.Renamed++
+		default:
+			s.Attrs++
+		}
+	}
+	for _, e := range r.Errors {
+		if e.Index < 0 && e.Path != "" {
+			s.Items = append(s.Items, Item{Op: e.Op, Path: e.Path, Err: e.Message})
+		}
+	}
+}
+
+// Empty reports a batch that changed nothing and failed nothing.
+func (s *Summary) Empty() bool { return len(s.Items) == 0 && len(s.Errors) == 0 }
+
+// String is the one line printed per batch, e.g.
+// "synced 3 files, 12 KiB, in 18 ms".
+func (s *Summary) String() string {
+	var parts []string
+	n := s.Files + s.Symlinks
+	if n > 0 || s.Bytes > 0 {
+		parts = append(parts, fmt.Sprintf("synced %s, %s", plural(n, "file"), FormatBytes(s.Bytes)))
+	}
+	if s.Dirs > 0 {
+		parts = append(parts, plural(s.Dirs, "directory"))
+	}
+	if s.Renamed > 0 {
+		parts = append(parts, fmt.Sprintf("%d renamed", s.Renamed))
+	}
+	if s.Deleted > 0 {
+		parts = append(parts, fmt.Sprintf("%d deleted", s.Deleted))
+	}
+	if s.Attrs > 0 {
+		parts = append(parts, fmt.Sprintf("%d attribute updates", s.Attrs))
+	}
+	if len(s.Errors) > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", len(s.Errors)))
+	}
+	if len(parts) == 0 {
+		return "up to date, checked in " + FormatDuration(s.Duration)
+	}
+	if !strings.HasPrefix(parts[0], "synced") {
+		parts[0] = "synced " + parts[0]
+	}
+	return strings.Join(parts, ", ") + ", in " + FormatDuration(s.Duration)
+}
+
+// Detail writes one line per operation (for -v).
+func (s *Summary) Detail(w io.Writer) {
+	for _, it := range s.Items {
+		line := fmt.Sprintf("  %-7s %s", it.Op, displayPath(it.Path))
+		if it.To != "" {
+			line += " -> " + displayPath(it.To)
+		}
+		if it.Op == OpWrite && it.Err == "" {
+			line += " (" + FormatBytes(it.Bytes) + ")"
+		}
+		if it.Err != "" {
+			line += ": " + it.Err
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// Err is nil when every operation succeeded. Otherwise it names the first
+// failures; when they all share one cause (a read-only filesystem, a
+// permission problem) that cause is given once.
+func (s *Summary) Err() error {
+	if len(s.Errors) == 0 {
+		return nil
+	}
+	codes := map[string]bool{}
+	for _, e := range s.Errors {
+		codes[e.Code] = true
+	}
+	first := s.Errors[0]
+	if len(codes) == 1 && first.Code != "" && len(s.Errors) > 1 {
+		return fmt.Errorf("%d operations failed, e.g. %s %s: %s", len(s.Errors), first.Op, displayPath(first.Path), first.Message)
+	}
+	var msgs []string
+	for i, e := range s.Errors {
+		if i == 3 {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(s.Errors)-3))
+			break
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, word[:len(word)-1])
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// FormatBytes prints a size in binary units: "512 B", "12 KiB", "1.5 MiB".
+func FormatBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, units := float64(n)/1024, []string{"KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.1f %s", v, units[i])
+	}
+	return fmt.Sprintf("%.0f %s", v, units[i])
+}
+
+// FormatDuration prints "18 ms", "1.2 s".
+func FormatDuration(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}

@@ -1,0 +1,297 @@
+//go:build linux
+
+package rootfs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostileRoot builds a fake app root holding the classic escape attempts.
+func hostileRoot(t *testing.T) (string, *Root) {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(dir, "app"), 0o755))
+	must(t, os.Symlink("/etc", filepath.Join(dir, "link")))
+	must(t, os.Symlink("../..", filepath.Join(dir, "app", "rellink")))
+	must(t, os.Symlink("/proc/self/root", filepath.Join(dir, "proclink")))
+	r, err := OpenDir(dir)
+	must(t, err)
+	t.Cleanup(func() { r.Close() })
+	return dir, r
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func uniq(t *testing.T) string {
+	return "devsync-rootfs-test-" + strconv.Itoa(os.Getpid()) + "-" + strings.ReplaceAll(t.Name(), "/", "_")
+}
+
+func TestWriteConfined(t *testing.T) {
+	name := uniq(t)
+	if _, err := os.Lstat("/etc/" + name); err == nil {
+		t.Fatalf("/etc/%s exists before the test", name)
+	}
+	tests := []struct {
+		desc    string
+		path    string
+		landsAt string // relative to the fake root; "" means an error is expected
+	}{
+		{"absolute symlink resolves in the root", "link/" + name, "etc/" + name},
+		{"absolute path is relative to the root", "/etc/" + name + "-abs", "etc/" + name + "-abs"},
+		{"dot-dot is clamped at the root", "../../" + name, name},
+		{"relative symlink climbing out is clamped", "app/rellink/" + name + "-rel", name + "-rel"},
+		{"magic link is refused", "proclink/tmp/" + name, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			dir, r := hostileRoot(t)
+			n, err := r.WriteFile(tt.path, strings.NewReader("hello"), WriteOptions{Mode: 0o640})
+			if _, err := os.Lstat("/etc/" + name); err == nil {
+				os.Remove("/etc/" + name)
+				t.Fatal("the real /etc was written")
+			}
+			if tt.landsAt == "" {
+				if err == nil {
+					t.Fatalf("write %s: expected an error", tt.path)
+				}
+				// The fake root has no procfs: /proc resolves inside it (ENOENT).
+				if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOENT) {
+					t.Errorf("write %s: got %v, want ELOOP or ENOENT", tt.path, err)
+				}
+				return
+			}
+			must(t, err)
+			if n != 5 {
+				t.Errorf("wrote %d bytes, want 5", n)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, tt.landsAt))
+			must(t, err)
+			if string(got) != "hello" {
+				t.Errorf("content %q", got)
+			}
+			st, _ := os.Stat(filepath.Join(dir, tt.landsAt))
+			if st.Mode().Perm() != 0o640 {
+				t.Errorf("mode %v, want 0640", st.Mode())
+			}
+		})
+	}
+}
+
+func TestMkdirAllThroughSymlink(t *testing.T) {
+	dir, r := hostileRoot(t)
+	must(t, r.MkdirAll("link/"+uniq(t)+"/b", 0o750, Owner{-1, -1}))
+	st, err := os.Stat(filepath.Join(dir, "etc", uniq(t), "b"))
+	must(t, err)
+	if st.Mode().Perm() != 0o750 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	if _, err := os.Lstat("/etc/" + uniq(t)); err == nil {
+		t.Fatal("the real /etc was written")
+	}
+	// A dangling symlink in the way is an error, not a directory created elsewhere.
+	must(t, os.Symlink("/nowhere/at/all", filepath.Join(dir, "dangling")))
+	if err := r.MkdirAll("dangling/x", 0o755, Owner{-1, -1}); err == nil {
+		t.Error("mkdir through a dangling symlink succeeded")
+	}
+}
+
+func TestWriteReplacesSymlinkNotTarget(t *testing.T) {
+	dir, r := hostileRoot(t)
+	must(t, os.WriteFile(filepath.Join(dir, "etc", "target"), []byte("keep"), 0o644))
+	must(t, os.Symlink("/etc/target", filepath.Join(dir, "app", "f")))
+	_, err := r.WriteFile("app/f", strings.NewReader("new"), WriteOptions{})
+	must(t, err)
+	if b, _ := os.ReadFile(filepath.Join(dir, "etc", "target")); string(b) != "keep" {
+		t.Errorf("write followed the symlink: target now %q", b)
+	}
+	if st, _ := os.Lstat(filepath.Join(dir, "app", "f")); !st.Mode().IsRegular() {
+		t.Errorf("app/f is %v, want a regular file", st.Mode())
+	}
+}
+
+func TestOwnerModeMtime(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	dir, r := hostileRoot(t)
+	mt := time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC)
+	_, err := r.WriteFile("app/new/dir/file.txt", strings.NewReader("x"), WriteOptions{Mode: 0o755, Owner: Owner{1000, 1001}, ModTime: mt, Parents: true, Sync: true})
+	must(t, err)
+	for _, p := range []string{"app/new", "app/new/dir", "app/new/dir/file.txt"} {
+		st, err := os.Lstat(filepath.Join(dir, p))
+		must(t, err)
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != 1000 || sys.Gid != 1001 {
+			t.Errorf("%s owned by %d:%d, want 1000:1001", p, sys.Uid, sys.Gid)
+		}
+	}
+	info, err := r.Lstat("app/new/dir/file.txt")
+	must(t, err)
+	if !info.ModTime().Equal(mt) || info.Mode().Perm() != 0o755 {
+		t.Errorf("mtime %v mode %v", info.ModTime(), info.Mode())
+	}
+	must(t, r.Chmod("app/new/dir/file.txt", 0o600))
+	must(t, r.Chtimes("app/new/dir/file.txt", mt.Add(time.Hour)))
+	info, _ = r.Lstat("app/new/dir/file.txt")
+	if !info.ModTime().Equal(mt.Add(time.Hour)) || info.Mode().Perm() != 0o600 {
+		t.Errorf("after chmod/chtimes: mtime %v mode %v", info.ModTime(), info.Mode())
+	}
+	must(t, r.Symlink("/etc/passwd", "app/ln", Owner{1000, 1001}))
+	st, _ := os.Lstat(filepath.Join(dir, "app/ln"))
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 1000 {
+		t.Errorf("symlink owner %d", sys.Uid)
+	}
+	// chmod of a symlink must not change its target
+	must(t, r.Chmod("link", 0o777))
+	if st, _ := os.Stat("/etc"); st.Mode().Perm() == 0o777 {
+		t.Fatal("chmod followed a symlink to the real /etc")
+	}
+}
+
+func TestRemoveAllDoesNotFollow(t *testing.T) {
+	dir, r := hostileRoot(t)
+	outside := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(outside, "precious"), []byte("x"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir, "app", "tree", "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "app", "tree", "sub", "f"), nil, 0o644))
+	must(t, os.Symlink(outside, filepath.Join(dir, "app", "tree", "out")))
+	must(t, os.Symlink(outside, filepath.Join(dir, "app", "top")))
+	must(t, r.RemoveAll("app/tree"))
+	must(t, r.RemoveAll("app/top"))
+	must(t, r.RemoveAll("app/missing"))
+	if _, err := os.Stat(filepath.Join(outside, "precious")); err != nil {
+		t.Fatalf("a file outside was removed: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "app", "tree")); !os.IsNotExist(err) {
+		t.Errorf("app/tree still exists: %v", err)
+	}
+	// through an absolute symlink: removes inside the root only
+	must(t, os.WriteFile(filepath.Join(dir, "etc", "victim"), nil, 0o644))
+	must(t, r.Remove("link/victim"))
+	if _, err := os.Lstat(filepath.Join(dir, "etc", "victim")); !os.IsNotExist(err) {
+		t.Errorf("etc/victim still exists")
+	}
+	if err := r.RemoveAll("/"); err == nil {
+		t.Error("RemoveAll of the root succeeded")
+	}
+}
+
+func TestWalkAndReadDir(t *testing.T) {
+	dir, r := hostileRoot(t)
+	must(t, os.MkdirAll(filepath.Join(dir, "app", "a b", "ü"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "app", "a b", "ü", "f"), []byte("123"), 0o644))
+	must(t, unix.Mkfifo(filepath.Join(dir, "app", "fifo"), 0o644))
+	var got []string
+	must(t, r.Walk("app", func(rel string, info fs.FileInfo, target string, err error) error {
+		must(t, err)
+		got = append(got, rel+":"+info.Mode().Type().String()+":"+target)
+		return nil
+	}))
+	want := []string{"a b:d---------:", "a b/ü:d---------:", "a b/ü/f:----------:", "fifo:p---------:", "rellink:L---------:../.."}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("walk:\n got %q\nwant %q", got, want)
+	}
+	// Walking a symlink to a directory follows it inside the root only.
+	must(t, os.WriteFile(filepath.Join(dir, "etc", "inside"), nil, 0o644))
+	var seen []string
+	must(t, r.Walk("link", func(rel string, _ fs.FileInfo, _ string, err error) error {
+		seen = append(seen, rel)
+		return err
+	}))
+	if strings.Join(seen, ",") != "inside" {
+		t.Errorf("walk of link -> /etc saw %q, want only the root's etc/inside", seen)
+	}
+	infos, err := r.ReadDir(".")
+	must(t, err)
+	if len(infos) != 4 {
+		t.Errorf("readdir: %d entries", len(infos))
+	}
+	// Opening a FIFO is refused without blocking.
+	if _, err := r.Open("app/fifo"); err == nil {
+		t.Error("opened a FIFO")
+	}
+	f, err := r.Open("app/a b/ü/f")
+	must(t, err)
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "123" {
+		t.Errorf("read %q", b)
+	}
+}
+
+func TestRenameAndPending(t *testing.T) {
+	dir, r := hostileRoot(t)
+	must(t, os.WriteFile(filepath.Join(dir, "app", "old"), []byte("1"), 0o644))
+	must(t, r.Rename("app/old", "link/new"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "etc", "new")); string(b) != "1" {
+		t.Errorf("rename: %q", b)
+	}
+	p, err := r.Create("app/aborted", WriteOptions{})
+	must(t, err)
+	p.Write(bytes.Repeat([]byte("x"), 10))
+	must(t, p.Abort())
+	entries, _ := os.ReadDir(filepath.Join(dir, "app"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), TempPrefix) || e.Name() == "aborted" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestOpenProcess(t *testing.T) {
+	r, err := OpenProcess(os.Getpid(), "")
+	must(t, err)
+	defer r.Close()
+	if o := r.Owner(); o.UID != os.Geteuid() || o.GID != os.Getegid() {
+		t.Errorf("owner %+v", o)
+	}
+	wd, _ := os.Getwd()
+	if got, err := r.Workdir(); err != nil || got != wd {
+		t.Errorf("workdir %q %v, want %q", got, err, wd)
+	}
+	must(t, r.Alive())
+	if _, err := r.Lstat(strings.TrimPrefix(wd, "/")); err != nil {
+		t.Errorf("lstat cwd through the root: %v", err)
+	}
+	// A real magic link inside the root is refused (RESOLVE_NO_MAGICLINKS).
+	tmp := t.TempDir()
+	_, err = r.WriteFile("proc/self/root"+tmp+"/x", strings.NewReader("x"), WriteOptions{})
+	if !errors.Is(err, unix.ELOOP) {
+		t.Errorf("write through /proc/self/root: got %v, want ELOOP", err)
+	}
+	if _, err := os.Lstat(tmp + "/x"); err == nil {
+		t.Error("a magic link was followed")
+	}
+	if _, err := OpenProcess(os.Getpid(), "0123456789abcdef-not-our-container"); err == nil {
+		t.Error("a wrong container ID was accepted")
+	}
+	if _, err := OpenProcess(1<<30, ""); err == nil {
+		t.Error("a missing PID was accepted")
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{"": ".", "/": ".", "../../x": "x", "/a/../b/": "b", "a//b/./c": "a/b/c"} {
+		if got := Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
