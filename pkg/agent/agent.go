@@ -5,6 +5,7 @@
 //
 //	devagent [--target-container NAME] [--key-dir DIR] [--ready-file FILE]
 //	devagent probe [--ready-file FILE]
+//	devagent sftp-in-app|shell-in-app ...  (helpers of the SSH server, see pkg/approc)
 //	devagent --version
 //
 // At start the agent loads its SSH host key and the authorized public keys,
@@ -28,10 +29,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
+	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
 
@@ -57,6 +62,8 @@ type Config struct {
 	TargetContainer string
 	KeyDir          string
 	ReadyFile       string
+	// SSHAddr is the SSH server's loopback address (wire.Addr when empty).
+	SSHAddr string
 }
 
 // Keys are the agent's loaded keys.
@@ -69,6 +76,12 @@ type Keys struct {
 func Main(args []string, log io.Writer) int {
 	if len(args) > 0 && args[0] == "probe" {
 		return probeMain(args[1:], log)
+	}
+	if len(args) > 0 && args[0] == approc.HelperSFTP {
+		return approc.HelperMain(args[1:], os.Stdin, os.Stdout, log)
+	}
+	if len(args) > 0 && args[0] == approc.HelperShell {
+		return approc.ShellHelperMain(args[1:], log)
 	}
 	fs := flag.NewFlagSet("devagent", flag.ContinueOnError)
 	fs.SetOutput(log)
@@ -108,6 +121,20 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, log io.Wri
 		return err
 	}
 	fmt.Fprintf(log, "devagent: host key %s, %d authorized key(s)\n", ssh.FingerprintSHA256(k.HostKey.PublicKey()), len(k.AuthorizedKeys))
+	// The authorized keys are re-read on every authentication from the
+	// mounted Secret, so that kubectl devpatch can add a key without a restart.
+	authorized := sshserver.FileAuthorizedKeys(filepath.Join(cfg.KeyDir, keys.AuthorizedKeysFile))
+	if getenv(EnvAuthorizedKeys) != "" {
+		authorized = sshserver.StaticAuthorizedKeys(k.AuthorizedKeys)
+	}
+	srv, err := sshserver.ForAgent(k.HostKey, authorized, log)
+	if err != nil {
+		return err
+	}
+	if err := srv.StartOn(ctx, cfg.SSHAddr); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "devagent: SSH server on %s\n", srv.Addr())
 	if err := writeReady(cfg.ReadyFile); err != nil {
 		return fmt.Errorf("writing the ready file: %w", err)
 	}
@@ -197,6 +224,10 @@ func probeMain(args []string, log io.Writer) int {
 	}
 	if err := Probe(*readyFile, "/proc"); err != nil {
 		fmt.Fprintln(log, "devagent probe:", err)
+		return 1
+	}
+	if err := sshserver.Probe(wire.Addr, time.Second); err != nil {
+		fmt.Fprintln(log, "devagent probe: not ready:", err)
 		return 1
 	}
 	return 0

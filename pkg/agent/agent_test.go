@@ -69,7 +69,9 @@ func TestRunWritesReadyFileAndProbe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	var log bytes.Buffer
-	go func() { done <- Run(ctx, Config{TargetContainer: "app", KeyDir: dir, ReadyFile: ready}, noEnv, &log) }()
+	go func() {
+		done <- Run(ctx, Config{TargetContainer: "app", KeyDir: dir, ReadyFile: ready, SSHAddr: "127.0.0.1:0"}, noEnv, &log)
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := os.Stat(ready); err == nil {
@@ -103,7 +105,7 @@ func TestRunFailsOnBadKeys(t *testing.T) {
 	dir := t.TempDir()
 	writeKeys(t, dir, "junk", "")
 	var log bytes.Buffer
-	err := Run(context.Background(), Config{KeyDir: dir, ReadyFile: filepath.Join(dir, "ready")}, noEnv, &log)
+	err := Run(context.Background(), Config{KeyDir: dir, ReadyFile: filepath.Join(dir, "ready"), SSHAddr: "127.0.0.1:0"}, noEnv, &log)
 	if err == nil || !strings.Contains(err.Error(), "host key") {
 		t.Fatalf("Run with a bad host key = %v", err)
 	}

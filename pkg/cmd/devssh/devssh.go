@@ -1,15 +1,35 @@
 // Package devssh is the cobra layer of "kubectl devssh": flags, argument
 // parsing and output. The SSH client and the port-forward live in engine
-// packages.
+// packages (pkg/sshclient, pkg/portforward).
 package devssh
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
+	uexec "k8s.io/utils/exec"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
+	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
+	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
 )
 
 var (
@@ -18,6 +38,11 @@ var (
 		port-forward: an interactive shell, a remote command with its exit code, sftp,
 		local port forwards, or raw SSH on stdin and stdout for OpenSSH's ProxyCommand.
 
+		The shell runs in the app's view when the agent can (chrooted into the app's
+		files, as the app's user, with its environment and working directory), else in
+		the agent's own busybox shell with the app's files at $DEVSSH_APP_ROOT;
+		--target chooses. The agent's host key is pinned from the workload's Secret.
+
 		The workload must have been patched with "kubectl devpatch" first.`)
 
 	sshExample = templates.Examples(`
@@ -25,11 +50,53 @@ var (
 		kubectl devssh deploy/demo
 
 		# Run a command; its exit code becomes kubectl devssh's exit code
-		kubectl devssh deploy/demo -- ls -l /app`)
+		kubectl devssh deploy/demo -- ls -l /app
+
+		# Forward local port 8080 to the pod's port 8080, without a shell
+		kubectl devssh deploy/demo -N -L 8080:localhost:8080
+
+		# Use OpenSSH, scp, sftp, rsync or VS Code: write an ssh_config block
+		kubectl devssh config deploy/demo --write
+
+		# Hand the connection to the system's ssh
+		kubectl devssh deploy/demo --ssh --ssh-option ForwardAgent=no -- uname -a`)
 )
+
+// Options are the flags and resolved state of one run.
+type Options struct {
+	genericiooptions.IOStreams
+
+	Container         string
+	Forwards          []string
+	Stdio             bool
+	UseSSH            bool
+	SSHOptions        []string
+	Target            string
+	Identity          string
+	PodRunningTimeout time.Duration
+	ForceTTY          bool
+	NoCommand         bool
+
+	// Filled by Complete.
+	TypeName   string
+	Command    []string
+	Namespace  string
+	Object     runtime.Object
+	Client     kubernetes.Interface
+	RESTConfig *rest.Config
+	KeyDir     string
+	Context    string
+	Kubeconfig string
+}
+
+// NewOptions returns the defaults.
+func NewOptions(streams genericiooptions.IOStreams) *Options {
+	return &Options{IOStreams: streams, PodRunningTimeout: time.Minute}
+}
 
 // NewCmdDevSSH returns the root command of "kubectl devssh".
 func NewCmdDevSSH(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewOptions(streams)
 	cmd := &cobra.Command{
 		Use:                   "devssh TYPE/NAME [-c CONTAINER] [-- COMMAND [args...]]",
 		DisableFlagsInUseLine: true,
@@ -38,8 +105,362 @@ func NewCmdDevSSH(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Example:               sshExample,
 		Args:                  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return fmt.Errorf("kubectl devssh %s: ssh is not available in this build yet", args[0])
+			if err := o.Complete(f, cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
 		},
 	}
+	o.AddFlags(cmd)
+	cmd.AddCommand(NewCmdConfig(f, streams))
 	return cmd
+}
+
+// AddFlags binds the flags.
+func (o *Options) AddFlags(cmd *cobra.Command) {
+	flags := cmd.Flags()
+	cmdutil.AddContainerVarFlags(cmd, &o.Container, o.Container)
+	flags.Lookup("container").Usage = "The app container whose view the session gets; default: the one the agent was patched for."
+	flags.StringArrayVarP(&o.Forwards, "local-forward", "L", nil, "Forward a local port to the pod's loopback, as ssh -L [bind_address:]port:host:hostport (host must be localhost or 127.0.0.1).")
+	flags.BoolVarP(&o.NoCommand, "no-command", "N", false, "Run no shell or command (with -L: only forward ports), as ssh -N.")
+	flags.BoolVarP(&o.ForceTTY, "tty", "t", false, "Allocate a terminal for a command too, as ssh -t.")
+	flags.BoolVar(&o.Stdio, "stdio", false, "Carry raw SSH bytes on stdin and stdout (for OpenSSH's ProxyCommand).")
+	flags.BoolVar(&o.UseSSH, "ssh", false, "Run the system's OpenSSH client, set up with the pinned host key, your identity and this plugin as ProxyCommand.")
+	flags.StringArrayVar(&o.SSHOptions, "ssh-option", nil, "With --ssh, an extra ssh option KEY=VALUE (passed as -o).")
+	flags.StringVar(&o.Target, "target", wire.TargetApp, "Where the shell runs: app (the app's files, user and environment, when the agent can) or agent (the agent's own shell).")
+	flags.StringVar(&o.Identity, "identity", o.Identity, "Your SSH private key; default: the key pair in the kubectl-dev folder beside your kubeconfig (created by kubectl devpatch).")
+	flags.DurationVar(&o.PodRunningTimeout, "pod-running-timeout", o.PodRunningTimeout, "How long to wait for a running pod with a ready agent.")
+}
+
+// Complete parses the arguments and builds the clients.
+func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	dash := cmd.ArgsLenAtDash()
+	if dash >= 0 {
+		o.Command = args[dash:]
+		args = args[:dash]
+	}
+	if len(args) != 1 {
+		return cmdutil.UsageErrorf(cmd, "want one TYPE/NAME (then -- COMMAND ARGS...), got %q", args)
+	}
+	o.TypeName = args[0]
+	return o.completeClients(f, cmd)
+}
+
+func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
+	var err error
+	if o.Namespace, _, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
+		return err
+	}
+	if o.RESTConfig, err = f.ToRESTConfig(); err != nil {
+		return err
+	}
+	if o.Client, err = f.KubernetesClientSet(); err != nil {
+		return err
+	}
+	o.KeyDir = keys.Dir(f.ToRawKubeConfigLoader().ConfigAccess().GetDefaultFilename(), "")
+	o.Context, _ = cmd.Flags().GetString("context")
+	if o.Context == "" {
+		if raw, err := f.ToRawKubeConfigLoader().RawConfig(); err == nil {
+			o.Context = raw.CurrentContext
+		}
+	}
+	o.Kubeconfig, _ = cmd.Flags().GetString("kubeconfig")
+	if o.Kubeconfig == "" {
+		o.Kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if !strings.Contains(o.TypeName, "/") {
+		o.TypeName = "pod/" + o.TypeName
+	}
+	obj, err := f.NewBuilder().
+		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
+		NamespaceParam(o.Namespace).DefaultNamespace().
+		ResourceNames("pods", o.TypeName).
+		Do().Object()
+	if err != nil {
+		// ssh exits 255 when it cannot reach the host; so does devssh when
+		// the object cannot be found.
+		return resolveFailed(err)
+	}
+	o.Object = obj
+	return nil
+}
+
+func resolveFailed(err error) error {
+	msg, ok := cmdutil.StandardErrorMessage(err)
+	if !ok {
+		msg = "error: " + err.Error()
+	}
+	return uexec.CodeExitError{Err: errors.New(msg), Code: 255}
+}
+
+// Validate checks flag combinations.
+func (o *Options) Validate() error {
+	if o.Target != wire.TargetApp && o.Target != wire.TargetAgent {
+		return fmt.Errorf("--target must be app or agent, not %q", o.Target)
+	}
+	if o.Stdio && (o.UseSSH || len(o.Command) > 0 || len(o.Forwards) > 0 || o.NoCommand || o.ForceTTY) {
+		return errors.New("--stdio carries raw SSH and takes no command, -L, -N, -t or --ssh")
+	}
+	if len(o.SSHOptions) > 0 && !o.UseSSH {
+		return errors.New("--ssh-option only works with --ssh")
+	}
+	if o.NoCommand && len(o.Command) > 0 {
+		return errors.New("-N runs no command: drop the command or -N")
+	}
+	for _, spec := range o.Forwards {
+		if _, err := sshclient.ParseForward(spec); err != nil {
+			return err
+		}
+	}
+	if o.PodRunningTimeout <= 0 {
+		return fmt.Errorf("--pod-running-timeout must be positive, not %s", o.PodRunningTimeout)
+	}
+	return nil
+}
+
+// exitError is the process exit code with a message (none for the remote
+// command's own code).
+func exitError(code int, format string, args ...any) error {
+	msg := ""
+	if format != "" {
+		msg = "error: " + fmt.Sprintf(format, args...)
+	}
+	return uexec.CodeExitError{Err: errors.New(msg), Code: code}
+}
+
+// connectionFailed is ssh's exit code 255 with one line.
+func connectionFailed(err error) error {
+	var ce uexec.CodeExitError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return exitError(255, "%v", err)
+}
+
+func (o *Options) resolve(ctx context.Context) (*sshclient.Target, error) {
+	return sshclient.Resolve(ctx, o.Client, o.Object, sshclient.ResolveOptions{
+		Ref: o.TypeName, Container: o.Container, Timeout: o.PodRunningTimeout,
+	})
+}
+
+// dial opens the port-forward stream to the agent's SSH port.
+func (o *Options) dial(t *sshclient.Target) (net.Conn, error) {
+	dialer, err := portforward.NewDialer(o.RESTConfig, portforward.URL(o.Client.CoreV1().RESTClient(), t.Namespace, t.Pod.Name))
+	if err != nil {
+		return nil, err
+	}
+	return portforward.Dial(dialer, portforward.Target{Namespace: t.Namespace, Pod: t.Pod.Name, Port: wire.Port})
+}
+
+func (o *Options) identityFile() string {
+	if o.Identity != "" {
+		return o.Identity
+	}
+	return filepath.Join(o.KeyDir, keys.PrivateKeyFile)
+}
+
+// Run connects and runs the shell, the command, the forwards or the pipe.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t, err := o.resolve(ctx)
+	if err != nil {
+		return connectionFailed(err)
+	}
+	if o.UseSSH {
+		return o.runOpenSSH(ctx, t)
+	}
+	var signer ssh.Signer
+	if !o.Stdio {
+		s, err := sshclient.LoadSigner(o.identityFile())
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && o.Identity == "" {
+				return connectionFailed(fmt.Errorf("no identity at %s: run \"kubectl devpatch %s\" (it creates your key and authorizes it) or give --identity", o.identityFile(), o.TypeName))
+			}
+			return connectionFailed(err)
+		}
+		signer = s
+	}
+	conn, err := o.dial(t)
+	if err != nil {
+		return connectionFailed(err)
+	}
+	defer conn.Close()
+	if o.Stdio {
+		if err := sshclient.Pipe(conn, o.In, o.Out); err != nil && !errors.Is(err, io.EOF) {
+			if re := portforward.RemoteError(conn); re != nil {
+				return connectionFailed(re)
+			}
+			return connectionFailed(fmt.Errorf("the port-forward to %s ended: %v", t.Ref(), err))
+		}
+		return nil
+	}
+	cl, err := sshclient.NewClient(conn, sshclient.Config{
+		Signer:        signer,
+		HostKey:       t.HostKey,
+		HostKeySource: "secret/" + t.SecretName,
+	})
+	if err != nil {
+		if re := portforward.RemoteError(conn); re != nil {
+			return connectionFailed(fmt.Errorf("%v (is the agent listening? see kubectl logs %s -c %s)", re, t.Ref(), t.Agent))
+		}
+		return connectionFailed(err)
+	}
+	defer cl.Close()
+	lostErr := func() error {
+		return exitError(255, "the connection to %s was lost (the port-forward through the API server ended)", t.Ref())
+	}
+
+	for _, spec := range o.Forwards {
+		fw, _ := sshclient.ParseForward(spec)
+		ln, err := fw.Listen()
+		if err != nil {
+			return connectionFailed(fmt.Errorf("-L %s: %w", spec, err))
+		}
+		go cl.ServeForward(ctx, ln, fw, o.ErrOut)
+	}
+	if o.NoCommand {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-cl.Lost():
+			return lostErr()
+		}
+	}
+
+	ro := sshclient.RunOptions{
+		Command: sshclient.QuoteCommand(o.Command),
+		Env:     t.Env(o.Target),
+		Stdin:   o.In, Stdout: o.Out, Stderr: o.ErrOut,
+	}
+	term := sshclient.Terminal{}
+	if f, ok := o.In.(*os.File); ok {
+		term.In = f
+	}
+	if f, ok := o.Out.(*os.File); ok {
+		term.Out = f
+	}
+	ro.TTY = o.ForceTTY || (len(o.Command) == 0 && term.IsTerminal())
+	if ro.TTY {
+		ro.Term = sshclient.Term()
+		ro.Rows, ro.Cols = term.Size()
+		if term.IsTerminal() {
+			restore, err := term.MakeRaw()
+			if err == nil {
+				defer restore()
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			ro.Resize = term.WatchSize(stop)
+		}
+	}
+	code, err := cl.Run(ctx, ro)
+	if errors.Is(err, sshclient.ErrConnectionLost) {
+		if ro.TTY {
+			fmt.Fprint(o.ErrOut, "\r\n")
+		}
+		return lostErr()
+	}
+	if err != nil {
+		return connectionFailed(err)
+	}
+	if code != 0 {
+		return exitError(code, "")
+	}
+	return nil
+}
+
+// openSSH is the OpenSSH set-up of a target.
+func (o *Options) openSSH(t *sshclient.Target) (sshclient.OpenSSH, error) {
+	self, err := os.Executable()
+	if err != nil {
+		self = "kubectl-devssh"
+	}
+	proxy := []string{self, "--stdio"}
+	if o.Kubeconfig != "" {
+		if abs, err := filepath.Abs(o.Kubeconfig); err == nil && !strings.Contains(o.Kubeconfig, string(os.PathListSeparator)) {
+			proxy = append(proxy, "--kubeconfig", abs)
+		}
+	}
+	if o.Context != "" {
+		proxy = append(proxy, "--context", o.Context)
+	}
+	proxy = append(proxy, "--namespace", t.Namespace, o.TypeName)
+	kind, name, _ := strings.Cut(o.TypeName, "/")
+	kind = canonicalKind(kind)
+	alias := sshclient.Alias(kind, name, t.Namespace)
+	id, err := filepath.Abs(o.identityFile())
+	if err != nil {
+		return sshclient.OpenSSH{}, err
+	}
+	dir := sshclient.Dir("")
+	return sshclient.OpenSSH{
+		Alias:          alias,
+		ProxyCommand:   proxy,
+		IdentityFile:   id,
+		KnownHostsFile: filepath.Join(dir, alias+".known_hosts"),
+		HostKey:        t.HostKey,
+		Comment:        fmt.Sprintf("kubectl devssh config %s (context %q, namespace %s); host key from secret/%s", o.TypeName, o.Context, t.Namespace, t.SecretName),
+	}, nil
+}
+
+func canonicalKind(k string) string {
+	switch strings.ToLower(strings.SplitN(k, ".", 2)[0]) {
+	case "deploy", "deployment", "deployments":
+		return "deployment"
+	case "sts", "statefulset", "statefulsets":
+		return "sts"
+	case "ds", "daemonset", "daemonsets":
+		return "ds"
+	case "rs", "replicaset", "replicasets":
+		return "rs"
+	case "po", "pod", "pods":
+		return "pod"
+	}
+	return strings.ToLower(k)
+}
+
+func (o *Options) runOpenSSH(ctx context.Context, t *sshclient.Target) error {
+	cfg, err := o.openSSH(t)
+	if err != nil {
+		return connectionFailed(err)
+	}
+	if err := cfg.WriteKnownHosts(); err != nil {
+		return connectionFailed(fmt.Errorf("writing %s: %w", cfg.KnownHostsFile, err))
+	}
+	args := cfg.SSHArgs()
+	for _, kv := range t.Env(o.Target) {
+		args = append(args, "-o", "SetEnv="+kv)
+	}
+	for _, opt := range o.SSHOptions {
+		args = append(args, "-o", opt)
+	}
+	for _, fw := range o.Forwards {
+		args = append(args, "-L", fw)
+	}
+	if o.NoCommand {
+		args = append(args, "-N")
+	}
+	if o.ForceTTY {
+		args = append(args, "-t")
+	}
+	args = append(args, cfg.Alias)
+	if len(o.Command) > 0 {
+		args = append(args, "--", sshclient.QuoteCommand(o.Command))
+	}
+	c := exec.CommandContext(ctx, "ssh", args...)
+	c.Stdin, c.Stdout, c.Stderr = o.In, o.Out, o.ErrOut
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitError(ee.ExitCode(), "")
+	}
+	if err != nil {
+		return connectionFailed(fmt.Errorf("running ssh: %w", err))
+	}
+	return nil
 }

@@ -1,0 +1,361 @@
+// Package sshclient is devssh's built-in SSH client: it authenticates with
+// the user's key (pkg/keys), pins the agent's host key read from the
+// workload's Secret, sends keepalives, and runs shells, commands, local
+// forwards and raw ProxyCommand pipes over a connection it is given (the
+// port-forward stream of pkg/portforward). It has no cobra dependency.
+package sshclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// User is the user name the client logs in as; the agent ignores it (the
+// view decides the uid).
+const User = "devssh"
+
+// ErrConnectionLost is returned when the connection to the agent ended
+// before the remote command reported its exit status.
+var ErrConnectionLost = errors.New("the connection to the agent was lost")
+
+// Config is how to authenticate to the agent.
+type Config struct {
+	// Signer is the user's private key (see LoadSigner).
+	Signer ssh.Signer
+	// HostKey is the agent's pinned host key; a different key refuses the
+	// connection.
+	HostKey ssh.PublicKey
+	// HostKeySource names where HostKey came from, for messages
+	// (e.g. "secret/demo-devagent").
+	HostKeySource string
+	// KeepaliveInterval is how often the client checks the connection (15s
+	// when zero, negative disables); after 3 missed replies it closes it.
+	KeepaliveInterval time.Duration
+	// Timeout bounds the handshake (30s when zero).
+	Timeout time.Duration
+}
+
+// HostKeyMismatchError is a refused connection to an agent whose host key
+// is not the pinned one.
+type HostKeyMismatchError struct {
+	Got, Want, Source string
+}
+
+func (e *HostKeyMismatchError) Error() string {
+	return fmt.Sprintf("the agent's host key %s does not match the one in %s (%s): refusing to connect (re-run kubectl devpatch if the Secret was recreated)", e.Got, e.Source, e.Want)
+}
+
+// LoadSigner reads an unencrypted private key file (the identity devpatch
+// created, or --identity).
+func LoadSigner(path string) (ssh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the identity: %w", err)
+	}
+	s, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		var pm *ssh.PassphraseMissingError
+		if errors.As(err, &pm) {
+			return nil, fmt.Errorf("%s is protected by a passphrase: the built-in client cannot use it; use --ssh (OpenSSH and its agent) or an unencrypted key", path)
+		}
+		return nil, fmt.Errorf("%s is not an SSH private key: %w", path, err)
+	}
+	return s, nil
+}
+
+// ClientConfig is the x/crypto client configuration for c.
+func (c Config) ClientConfig() *ssh.ClientConfig {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return &ssh.ClientConfig{
+		User: User,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			if c.HostKey == nil || !bytes.Equal(key.Marshal(), c.HostKey.Marshal()) {
+				want := "none"
+				if c.HostKey != nil {
+					want = ssh.FingerprintSHA256(c.HostKey)
+				}
+				return &HostKeyMismatchError{Got: ssh.FingerprintSHA256(key), Want: want, Source: c.HostKeySource}
+			}
+			return nil
+		},
+		HostKeyAlgorithms: []string{c.hostKeyAlgo()},
+		Timeout:           timeout,
+		ClientVersion:     "SSH-2.0-kubectl-devssh",
+	}
+}
+
+func (c Config) hostKeyAlgo() string {
+	if c.HostKey == nil {
+		return ssh.KeyAlgoED25519
+	}
+	switch t := c.HostKey.Type(); t {
+	case ssh.KeyAlgoRSA:
+		return ssh.KeyAlgoRSASHA256
+	default:
+		return t
+	}
+}
+
+// Client is an SSH connection to the agent.
+type Client struct {
+	*ssh.Client
+	conn     net.Conn
+	lostOnce sync.Once
+	lost     chan struct{}
+}
+
+// NewClient runs the SSH handshake on conn and starts keepalives.
+func NewClient(conn net.Conn, c Config) (*Client, error) {
+	cc := c.ClientConfig()
+	// The port-forward stream has no deadlines: a timer bounds the handshake.
+	timer := time.AfterFunc(cc.Timeout, func() { conn.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(conn, "devagent", cc)
+	timedOut := !timer.Stop()
+	if err != nil && timedOut {
+		return nil, fmt.Errorf("SSH handshake with the agent: no answer within %s", cc.Timeout)
+	}
+	if err != nil {
+		var hk *HostKeyMismatchError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("the agent refused the key %s: add it with kubectl devpatch (or choose another with --identity)", ssh.FingerprintSHA256(c.Signer.PublicKey()))
+		}
+		return nil, fmt.Errorf("SSH handshake with the agent: %w", err)
+	}
+	cl := &Client{Client: ssh.NewClient(sc, chans, reqs), conn: conn, lost: make(chan struct{})}
+	go func() {
+		_ = cl.Client.Wait()
+		cl.markLost()
+	}()
+	interval := c.KeepaliveInterval
+	if interval == 0 {
+		interval = 15 * time.Second
+	}
+	if interval > 0 {
+		go cl.keepalive(interval, 3)
+	}
+	return cl, nil
+}
+
+func (c *Client) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
+
+// Lost is closed when the connection has ended.
+func (c *Client) Lost() <-chan struct{} { return c.lost }
+
+func (c *Client) keepalive(interval time.Duration, max int) {
+	missed := 0
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.lost:
+			return
+		case <-t.C:
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				c.Close()
+				return
+			}
+			missed = 0
+		case <-time.After(interval):
+			if missed++; missed >= max {
+				c.Close()
+				return
+			}
+		case <-c.lost:
+			return
+		}
+	}
+}
+
+// RunOptions is one shell or command.
+type RunOptions struct {
+	// Command is the remote command line; empty runs a shell.
+	Command string
+	// Env is sent as "env" requests (NAME=VALUE).
+	Env            []string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// TTY asks for a pseudo-terminal of type Term and size Rows x Cols;
+	// Resize delivers later sizes.
+	TTY        bool
+	Term       string
+	Rows, Cols int
+	Resize     <-chan [2]int
+}
+
+// Run runs a shell or a command and returns its exit code. The error is
+// ErrConnectionLost when the connection ended first.
+func (c *Client) Run(ctx context.Context, o RunOptions) (int, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return 255, c.lostOr(fmt.Errorf("opening a session: %w", err))
+	}
+	defer sess.Close()
+	for _, kv := range o.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := sess.Setenv(k, v); err != nil {
+			return 255, c.lostOr(fmt.Errorf("the agent refused env %s: %w", k, err))
+		}
+	}
+	sess.Stdin, sess.Stdout, sess.Stderr = o.Stdin, o.Stdout, o.Stderr
+	if o.TTY {
+		term := o.Term
+		if term == "" {
+			term = "xterm-256color"
+		}
+		rows, cols := o.Rows, o.Cols
+		if rows <= 0 || cols <= 0 {
+			rows, cols = 24, 80
+		}
+		modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+		if err := sess.RequestPty(term, rows, cols, modes); err != nil {
+			return 255, c.lostOr(fmt.Errorf("requesting a terminal: %w", err))
+		}
+	}
+	if o.Command == "" {
+		err = sess.Shell()
+	} else {
+		err = sess.Start(o.Command)
+	}
+	if err != nil {
+		return 255, c.lostOr(fmt.Errorf("starting the remote command: %w", err))
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if o.Resize != nil {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case sz, ok := <-o.Resize:
+					if !ok {
+						return
+					}
+					_ = sess.WindowChange(sz[0], sz[1])
+				}
+			}
+		}()
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- sess.Wait() }()
+	select {
+	case err = <-waitErr:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGTERM)
+		sess.Close()
+		return 255, ctx.Err()
+	}
+	return c.exitCode(err)
+}
+
+func (c *Client) exitCode(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		if ee.Signal() != "" && ee.ExitStatus() == 0 {
+			return 128 + signalNumber(ee.Signal()), nil
+		}
+		return ee.ExitStatus(), nil
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) || errors.Is(err, io.EOF) {
+		return 255, ErrConnectionLost
+	}
+	return 255, c.lostOr(err)
+}
+
+// lostOr is ErrConnectionLost when the connection is gone, else err.
+func (c *Client) lostOr(err error) error {
+	select {
+	case <-c.lost:
+		return ErrConnectionLost
+	default:
+		return err
+	}
+}
+
+func signalNumber(name string) int {
+	n := map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15}
+	if v, ok := n[name]; ok {
+		return v
+	}
+	return 0
+}
+
+// QuoteCommand joins argv into one command line for the remote "sh -c",
+// quoting each argument so that the remote side sees argv unchanged (as
+// kubectl exec does; plain ssh would join the words with spaces).
+func QuoteCommand(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(shellQuote(a))
+	}
+	return b.String()
+}
+
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Pipe copies raw bytes between the local side (ProxyCommand's stdin and
+// stdout) and conn until either side ends.
+func Pipe(conn net.Conn, in io.Reader, out io.Writer) error {
+	errc := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(out, conn)
+		errc <- err
+	}()
+	go func() {
+		_, err := io.Copy(conn, in)
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		if err != nil {
+			errc <- err
+		}
+	}()
+	return <-errc
+}

@@ -1,0 +1,275 @@
+package sshclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
+	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+)
+
+// Target is a pod with a ready agent, and what the client needs to reach it.
+type Target struct {
+	Namespace string
+	Pod       *corev1.Pod
+	// Agent is the agent container's name.
+	Agent string
+	// Container is the app container and ContainerID its runtime ID (64 hex).
+	Container   string
+	ContainerID string
+	// SecretName holds the agent's host key; HostKey is the key itself.
+	SecretName string
+	HostKey    ssh.PublicKey
+}
+
+// Ref names the pod as kubectl does.
+func (t *Target) Ref() string { return "pod/" + t.Pod.Name }
+
+// Env is what the client sends so that the agent finds the app: its
+// container ID and name, and the view (app or agent).
+func (t *Target) Env(view string) []string {
+	env := []string{wire.EnvContainerName + "=" + t.Container}
+	if t.ContainerID != "" {
+		env = append(env, wire.EnvContainerID+"="+t.ContainerID)
+	}
+	if view != "" {
+		env = append(env, wire.EnvTarget+"="+view)
+	}
+	return env
+}
+
+// NotPatchedError is a workload without the agent.
+type NotPatchedError struct{ Ref string }
+
+func (e *NotPatchedError) Error() string {
+	return fmt.Sprintf("%s has no devagent: run \"kubectl devpatch %s\" first", e.Ref, e.Ref)
+}
+
+// ResolveOptions tune Resolve.
+type ResolveOptions struct {
+	// Ref is how the user named the object (e.g. "deploy/demo"), for messages.
+	Ref string
+	// Container overrides the app container recorded by devpatch (-c).
+	Container string
+	// Timeout is how long to wait for a pod whose agent is ready.
+	Timeout time.Duration
+}
+
+// Resolve finds a running pod of obj (a pod or a workload) whose agent is
+// ready, waiting up to o.Timeout, and reads the agent's host key.
+func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Object, o ResolveOptions) (*Target, error) {
+	var pick func(ctx context.Context) (*corev1.Pod, error)
+	switch v := obj.(type) {
+	case *corev1.Pod:
+		ns, name := v.Namespace, v.Name
+		pick = func(ctx context.Context) (*corev1.Pod, error) {
+			p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if agentName(p) == "" {
+				return nil, &NotPatchedError{Ref: o.Ref}
+			}
+			if agentReady(p) {
+				return p, nil
+			}
+			return nil, nil
+		}
+	default:
+		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[patcher.AnnotationMode] == "" {
+			return nil, &NotPatchedError{Ref: o.Ref}
+		}
+		ns, sel, err := polymorphichelpers.SelectorsForObject(obj)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Ref, err)
+		}
+		pick = func(ctx context.Context) (*corev1.Pod, error) {
+			pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+			if err != nil {
+				return nil, err
+			}
+			var ready []*corev1.Pod
+			for i := range pods.Items {
+				if p := &pods.Items[i]; agentReady(p) {
+					ready = append(ready, p)
+				}
+			}
+			if len(ready) == 0 {
+				return nil, nil
+			}
+			// The newest pod: after a devpatch rollout, the patched one.
+			sort.Slice(ready, func(i, j int) bool {
+				return ready[j].CreationTimestamp.Before(&ready[i].CreationTimestamp)
+			})
+			return ready[0], nil
+		}
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	var pod *corev1.Pod
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := pick(ctx)
+		var np *NotPatchedError
+		switch {
+		case errors.As(err, &np), apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+			return false, err
+		case err != nil:
+			last = err
+			return false, nil
+		}
+		pod = p
+		return p != nil, nil
+	})
+	if err != nil {
+		var np *NotPatchedError
+		if errors.As(err, &np) || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			return nil, err
+		}
+		if last != nil {
+			return nil, fmt.Errorf("%s: no running pod with a ready devagent within %s: %w", o.Ref, timeout, last)
+		}
+		return nil, fmt.Errorf("%s: no running pod with a ready devagent within %s (is it patched? see kubectl devpatch --list; raise --pod-running-timeout to wait longer)", o.Ref, timeout)
+	}
+	t := &Target{Namespace: pod.Namespace, Pod: pod, Agent: agentName(pod)}
+	t.Container = o.Container
+	if t.Container == "" {
+		t.Container = pod.Annotations[patcher.AnnotationTarget]
+	}
+	if t.Container == "" {
+		return nil, fmt.Errorf("%s: the pod does not record the app container (annotation %s); give it with -c", t.Ref(), patcher.AnnotationTarget)
+	}
+	found := false
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == t.Container {
+			found = true
+			t.ContainerID = ContainerID(cs.ContainerID)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%s has no container %q", t.Ref(), t.Container)
+	}
+	t.SecretName = secretName(pod, t.Agent)
+	sec, err := client.CoreV1().Secrets(pod.Namespace).Get(ctx, t.SecretName, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsForbidden(err) {
+			return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: you need \"get\" on secrets in namespace %s (or use \"kubectl devssh config\" from someone who has it)", t.SecretName, pod.Namespace)
+		}
+		return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: %w", t.SecretName, err)
+	}
+	if t.HostKey, err = HostKeyFromSecret(sec); err != nil {
+		return nil, fmt.Errorf("secret/%s: %w", t.SecretName, err)
+	}
+	return t, nil
+}
+
+// HostKeyFromSecret reads the agent's public host key from its Secret.
+func HostKeyFromSecret(sec *corev1.Secret) (ssh.PublicKey, error) {
+	if line := sec.Data[keys.HostPublicKeyFile]; len(line) > 0 {
+		pk, _, _, _, err := ssh.ParseAuthorizedKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a public key: %w", keys.HostPublicKeyFile, err)
+		}
+		return pk, nil
+	}
+	signer, err := keys.CheckHostKey(sec.Data[keys.HostKeyFile])
+	if err != nil {
+		return nil, err
+	}
+	return signer.PublicKey(), nil
+}
+
+// ContainerID strips the runtime prefix of a containerStatuses[].containerID.
+func ContainerID(s string) string {
+	if _, id, ok := strings.Cut(s, "://"); ok {
+		return id
+	}
+	return s
+}
+
+func agentName(p *corev1.Pod) string {
+	if n := p.Annotations[patcher.AnnotationAgentContainer]; n != "" {
+		return n
+	}
+	if p.Annotations[patcher.AnnotationMode] != "" {
+		return patcher.DefaultContainerName
+	}
+	return ""
+}
+
+// agentReady: the pod runs, is not being deleted, and its agent container
+// is ready (an ephemeral agent, which has no probe: running).
+func agentReady(p *corev1.Pod) bool {
+	name := agentName(p)
+	if name == "" || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == name {
+			return cs.Ready
+		}
+	}
+	for _, cs := range p.Status.EphemeralContainerStatuses {
+		if cs.Name == name {
+			return cs.State.Running != nil
+		}
+	}
+	return false
+}
+
+// secretName is the Secret mounted into (or referenced by) the agent.
+func secretName(p *corev1.Pod, agent string) string {
+	for _, v := range p.Spec.Volumes {
+		if v.Name == agent+"-keys" && v.Secret != nil {
+			return v.Secret.SecretName
+		}
+	}
+	for _, ec := range p.Spec.EphemeralContainers {
+		if ec.Name != agent {
+			continue
+		}
+		for _, e := range ec.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				return e.ValueFrom.SecretKeyRef.Name
+			}
+		}
+	}
+	if w := p.Annotations[patcher.SecretWorkloadAnnotation]; w != "" {
+		if _, name, ok := strings.Cut(w, "/"); ok {
+			return patcher.SecretName(name)
+		}
+	}
+	return patcher.SecretName(p.Name)
+}
+
+func podTemplate(obj runtime.Object) *corev1.PodTemplateSpec {
+	switch v := obj.(type) {
+	case *appsv1.Deployment:
+		return &v.Spec.Template
+	case *appsv1.StatefulSet:
+		return &v.Spec.Template
+	case *appsv1.DaemonSet:
+		return &v.Spec.Template
+	case *appsv1.ReplicaSet:
+		return &v.Spec.Template
+	}
+	return nil
+}
