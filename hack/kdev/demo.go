@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, args []string) error {
 	os.Setenv("PATH", bin+string(os.PathListSeparator)+testbed.BinDir()+string(os.PathListSeparator)+os.Getenv("PATH"))
 	os.Setenv("KUBECTL_DEV_AGENT_IMAGE", testbed.Image("devagent", testbed.Getenv("KDEV_VERSION", "v0.0.0-dev")))
 	run := func(stdin string, args ...string) error {
-		fmt.Printf("$ kubectl %s\n", strings.Join(args, " "))
+		fmt.Printf("$ kubectl %s\n", shellQuote(args))
 		cmd := exec.CommandContext(ctx, kubectl, args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if stdin != "" {
@@ -94,6 +94,8 @@ func runDemo(ctx context.Context, args []string) error {
 	for _, step := range [][]string{
 		{"devpatch", "deploy/demo", "-n", "demo"},
 		containers,
+		// A command in the app's view of the pod, over SSH through port-forward.
+		{"devssh", "-n", "demo", "deploy/demo", "--", "sh", "-c", "id; pwd; ls e2e_k8s"},
 		{"devpatch", "--remove", "deploy/demo", "-n", "demo"},
 		containers,
 	} {
@@ -105,7 +107,7 @@ func runDemo(ctx context.Context, args []string) error {
 The demo app answers /add/2/3 with %s. Next:
   export KUBECONFIG=%s PATH=%s:%s:$PATH KUBECTL_DEV_AGENT_IMAGE=%s
   kubectl devpatch -n demo deploy/demo
-  kubectl -n demo exec deploy/demo -c devagent -- ps
+  kubectl devssh -n demo deploy/demo          # a shell in the app's view of the pod
 `, answer, testbed.Kubeconfig(), testbed.BinDir(), bin, os.Getenv("KUBECTL_DEV_AGENT_IMAGE"))
 	return nil
 }
@@ -151,4 +153,16 @@ func demoAdd(ctx context.Context, kubectl string) (string, error) {
 		return "", fmt.Errorf("GET /add/2/3: %s: %s", resp.Status, b)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// shellQuote renders args as a user would type them.
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$;{}*?\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
