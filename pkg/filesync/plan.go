@@ -82,9 +82,7 @@ func describeMode(m fs.FileMode) string {
 // localEntry describes a local file; ok is false for special files.
 func localEntry(dir, rel string, info fs.FileInfo) (e Entry, ok bool) {
 	e = Entry{Path: rel, Type: entryType(info.Mode()), Mode: modeBits(info.Mode()), MTime: info.ModTime().UnixNano()}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		e.Dev, e.Ino = uint64(st.Dev), uint64(st.Ino)
-	}
+	e.Dev, e.Ino, _ = inode(info)
 	switch e.Type {
 	case TypeFile:
 		e.Size = info.Size()
