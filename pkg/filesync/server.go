@@ -488,29 +488,3 @@ func (s *server) action(ctx context.Context, a Action) error {
 	return s.fw.write(&res)
 }
 
-func entryType(m fs.FileMode) EntryType {
-	switch {
-	case m.IsRegular():
-		return TypeFile
-	case m.IsDir():
-		return TypeDir
-	case m&fs.ModeSymlink != 0:
-		return TypeSymlink
-	}
-	return TypeOther
-}
-
-// modeBits returns the permission and set-id bits as mode_t bits.
-func modeBits(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= unix.S_ISVTX
-	}
-	return u
-}
