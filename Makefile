@@ -20,7 +20,7 @@ build: ## Build the plugins, the agent and the test-bed tool into bin/
 	go build -trimpath -o bin/ ./hack/kdev
 
 .PHONY: test
-test: unit e2e e2e-teardown ## Every test: unit, then e2e on a real cluster
+test: unit krew-validate e2e e2e-teardown ## Every test: unit, the krew manifests, then e2e on a real cluster
 
 .PHONY: unit
 unit: ## Fast tests of pure logic
@@ -52,10 +52,29 @@ images: build ## Build and push the test images to the local registry
 demo: cluster-up images ## The main job end to end on the local cluster
 	bin/kdev demo
 
+# A release: see docs/release.md. VERSION must be semver with a v (krew's rule).
+DIST       ?= dist
+IMAGE_REPO ?=
+
+.PHONY: release
+release: ## Cross-compile the plugins, pack dist/, render and validate the krew manifests (VERSION=v0.1.0)
+	go run ./hack/release --version $(VERSION) --out $(DIST) --validate
+
+.PHONY: release-image
+release-image: ## Build the devagent image index (linux/amd64+arm64) and push it (IMAGE_REPO, default the local registry)
+	go run ./hack/release --version $(VERSION) --out $(DIST) --image-only --push-image $(if $(IMAGE_REPO),--image-repo $(IMAGE_REPO))
+
+.PHONY: krew-validate
+krew-validate: release ## Render the krew manifests from a local release build and check them with krew's validate-krew-manifest
+
+.PHONY: krew-e2e
+krew-e2e: build ## e2e: krew installs each plugin from the rendered manifest; the agent image index runs on the cluster
+	go test $(E2E_FLAGS) -run 'TestKrewInstallsThePlugins|TestAgentImageIndex' ./test/e2e/
+
 .PHONY: clean
 clean:
 	rm -rf bin/
 
 .PHONY: help
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

@@ -61,6 +61,12 @@ func busyboxLayer(ctx context.Context) (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", bb, err)
 	}
+	return busyboxLayerOf(data, list)
+}
+
+// busyboxLayerOf is busyboxLayer for a given binary and its applet list
+// (the output of `busybox --list`).
+func busyboxLayerOf(data, list []byte) (v1.Layer, error) {
 	entries := []entry{
 		dir("bin", 0o755), dir("usr", 0o755), dir("usr/bin", 0o755), dir("tmp", 0o1777),
 		file("bin/busybox", 0o755, data),

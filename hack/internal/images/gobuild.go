@@ -51,12 +51,18 @@ func isModuleRoot(dir string) bool {
 
 // goBuild builds the main package pkg ("./hack/images/pause") of the
 // repository as a static linux binary for the machine's architecture and
-// returns its contents. Binaries are kept in the cache under a key made of
+// returns its contents; see goBuildFor.
+func goBuild(ctx context.Context, root, pkg string, ldflags string) ([]byte, error) {
+	return goBuildFor(ctx, root, pkg, ldflags, runtime.GOARCH)
+}
+
+// goBuildFor builds the main package pkg as a static linux binary for goarch
+// and returns its contents. Binaries are kept in the cache under a key made of
 // the package's build ID (which covers its sources and all its
 // dependencies, as the go command computes it) and the link flags, so an
 // unchanged program is not linked again.
-func goBuild(ctx context.Context, root, pkg string, ldflags string) ([]byte, error) {
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+func goBuildFor(ctx context.Context, root, pkg, ldflags, goarch string) ([]byte, error) {
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	flags := []string{"-trimpath"}
 
 	list := exec.CommandContext(ctx, "go", append([]string{"list", "-export", "-f", "{{.BuildID}}"}, append(flags, pkg)...)...)
@@ -70,7 +76,7 @@ func goBuild(ctx context.Context, root, pkg string, ldflags string) ([]byte, err
 	buildID := strings.TrimSpace(string(idOut))
 	var bin string
 	if buildID != "" {
-		sum := sha256.Sum256([]byte(strings.Join([]string{buildID, ldflags, runtime.GOARCH}, "\n")))
+		sum := sha256.Sum256([]byte(strings.Join([]string{buildID, ldflags, goarch}, "\n")))
 		bin = filepath.Join(cacheDir(), "bin", filepath.Base(pkg)+"-"+hex.EncodeToString(sum[:12]))
 		if b, err := os.ReadFile(bin); err == nil {
 			return b, nil

@@ -10,6 +10,9 @@
 // entries, fixed times), layers are cached under testbed.CacheDir() by a hash
 // of their inputs, and an image whose manifest digest the registry already
 // has under its tag is not pushed again.
+//
+// BuildAgentIndex (index.go) builds the released devagent image: one OCI
+// image index for linux/amd64 and linux/arm64 (hack/release --push-image).
 package images
 
 import (
@@ -136,6 +139,11 @@ func Build(ctx context.Context, out io.Writer, names ...string) error {
 // image assembles layers on an empty base with the given runtime config,
 // for linux on this machine's architecture.
 func image(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
+	return imageFor(runtime.GOARCH, cfg, layers...)
+}
+
+// imageFor assembles layers on an empty base for linux on goarch.
+func imageFor(goarch string, cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
 	if len(cfg.Env) == 0 {
 		// runc 1.1.5 fails to start a container with an empty environment.
 		cfg.Env = []string{defaultPath}
@@ -143,7 +151,7 @@ func image(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
 	base, err := mutate.ConfigFile(base, &v1.ConfigFile{
-		Architecture: runtime.GOARCH,
+		Architecture: goarch,
 		OS:           "linux",
 		Config:       cfg,
 		RootFS:       v1.RootFS{Type: "layers"},

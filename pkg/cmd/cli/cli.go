@@ -27,7 +27,8 @@ type NewCommandFunc func(f cmdutil.Factory, streams genericiooptions.IOStreams) 
 
 // NewRoot builds a plugin's root command with everything a kubectl user
 // expects of it: --kubeconfig, --context, -n and the other ConfigFlags, -v,
-// --version, and "kubectl NAME" in help and usage errors.
+// --version, a "version" subcommand (which also reads the agent's version in
+// a workload), and "kubectl NAME" in help and usage errors.
 func NewRoot(newCmd NewCommandFunc, streams genericiooptions.IOStreams) *cobra.Command {
 	configFlags := genericclioptions.NewConfigFlags(true).WithDiscoveryBurst(300).WithDiscoveryQPS(50.0)
 	f := cmdutil.NewFactory(cmdutil.NewMatchVersionFlags(configFlags))
@@ -43,6 +44,12 @@ func NewRoot(newCmd NewCommandFunc, streams genericiooptions.IOStreams) *cobra.C
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
 	cmd.CompletionOptions.HiddenDefaultCmd = true
+	if cmd.Args == nil {
+		// With subcommands, cobra would refuse a root's positional
+		// arguments (TYPE/NAME) as unknown commands.
+		cmd.Args = cobra.ArbitraryArgs
+	}
+	cmd.AddCommand(NewCmdVersion(f, streams, cmd.Annotations[cobra.CommandDisplayNameAnnotation]))
 
 	flags := cmd.PersistentFlags()
 	configFlags.AddFlags(flags)
