@@ -32,7 +32,9 @@ const (
 )
 
 // rootfsPackages are added to the minbase variant.
-var rootfsPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog"}
+// rsync is there for `rsync -e ssh` through kubectl devssh, as in an app image
+// a developer would rsync to.
+var rootfsPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog", "rsync"}
 
 // DebianMirror is where debootstrap fetches packages (KDEV_DEBIAN_MIRROR).
 func DebianMirror() string {
