@@ -52,6 +52,10 @@ images: build ## Build and push the test images to the local registry
 demo: cluster-up images ## The main job end to end on the local cluster
 	bin/kdev demo
 
+.PHONY: bench
+bench: build ## devsync benchmarks on the local cluster, against kubectl cp and tar | kubectl exec; writes docs/benchmarks.md
+	go run ./test/bench --out docs/benchmarks.md
+
 # A release: see docs/release.md. VERSION must be semver with a v (krew's rule).
 DIST       ?= dist
 IMAGE_REPO ?=

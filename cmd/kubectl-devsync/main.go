@@ -2,8 +2,13 @@
 package main
 
 import (
+	"os"
+
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/devsync"
 )
 
-func main() { cli.Main(devsync.NewCmdDevSync) }
+func main() {
+	os.Args = devsync.RewriteVerbose(os.Args)
+	cli.Main(devsync.NewCmdDevSync)
+}

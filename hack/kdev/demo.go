@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,15 +89,27 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Println(answer)
 
-	// Inject the agent, look at the pod, and take the agent away again: the
-	// spec is restored exactly, because server-side apply's field ownership
-	// says which fields devpatch added.
+	// The story: inject the agent with the supervisor, sync a local copy of
+	// the app with --restart, edit it, see the answer change without a
+	// container restart, and take everything away again: the spec is
+	// restored exactly, because server-side apply's field ownership says
+	// which fields devpatch added.
 	containers := []string{"-n", "demo", "get", "deploy/demo", "-o", "jsonpath=containers: {.spec.template.spec.containers[*].name}{\"\\n\"}"}
 	for _, step := range [][]string{
-		{"devpatch", "deploy/demo", "-n", "demo"},
+		{"devpatch", "deploy/demo", "-n", "demo", "--supervise"},
 		containers,
 		// A command in the app's view of the pod, over SSH through port-forward.
 		{"devssh", "-n", "demo", "deploy/demo", "--", "sh", "-c", "id; pwd; ls e2e_k8s"},
+	} {
+		if err := run("", step...); err != nil {
+			return err
+		}
+	}
+	after, err := demoSync(ctx, kubectl)
+	if err != nil {
+		return err
+	}
+	for _, step := range [][]string{
 		{"devpatch", "--remove", "deploy/demo", "-n", "demo"},
 		containers,
 	} {
@@ -104,12 +118,169 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Printf(`
-The demo app answers /add/2/3 with %s. Next:
+The demo app answered /add/2/3 with %s, and %s after the edit, without a container restart. Next:
   export KUBECONFIG=%s PATH=%s:%s:$PATH KUBECTL_DEV_AGENT_IMAGE=%s
-  kubectl devpatch -n demo deploy/demo
+  kubectl devpatch -n demo deploy/demo --supervise
+  kubectl devsync -n demo ./hack/images/demo-python deploy/demo --dest /app --restart
   kubectl devssh -n demo deploy/demo          # a shell in the app's view of the pod
-`, answer, testbed.Kubeconfig(), testbed.BinDir(), bin, os.Getenv("KUBECTL_DEV_AGENT_IMAGE"))
+`, answer, after, testbed.Kubeconfig(), testbed.BinDir(), bin, os.Getenv("KUBECTL_DEV_AGENT_IMAGE"))
 	return nil
+}
+
+// demoSync copies the demo's source into a temporary folder, runs kubectl
+// devsync --restart on it, edits demo.py so that add multiplies, and waits
+// for /add/2/3 to answer 6 (through devssh -L, over a port-forward). It
+// returns the new answer.
+func demoSync(ctx context.Context, kubectl string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	src, err := demoSource()
+	if err != nil {
+		return "", err
+	}
+	local, err := os.MkdirTemp("", "kdev-demo-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(local)
+	old := time.Now().Add(-time.Hour) // a checkout from a while ago
+	for _, f := range []string{"__init__.py", "demo.py"} {
+		b, err := os.ReadFile(filepath.Join(src, "e2e_k8s", f))
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(local, "e2e_k8s", f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", err
+		}
+		_ = os.Chtimes(p, old, old)
+	}
+	restarts := func() string {
+		out, _ := exec.CommandContext(ctx, kubectl, "-n", "demo", "get", "pods", "-l", "app=demo", "-o",
+			`jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}: app restarts {.status.containerStatuses[?(@.name=="app")].restartCount}{"\n"}{end}`).Output()
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if name, rest, ok := strings.Cut(l, " :"); ok { // not being deleted
+				lines = append(lines, "pod/"+name+":"+rest)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	sync := []string{"devsync", "-n", "demo", local, "deploy/demo", "--dest", "/app", "--restart"}
+	fmt.Printf("$ kubectl %s &\n", shellQuote(sync))
+	ds := exec.CommandContext(ctx, kubectl, sync...)
+	ds.Stdout, ds.Stderr = os.Stdout, os.Stderr
+	if err := ds.Start(); err != nil {
+		return "", err
+	}
+	defer func() { _ = ds.Process.Signal(os.Interrupt); _ = ds.Wait() }()
+
+	port, stop, err := demoForward(ctx, kubectl)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	fmt.Println(restarts())
+	get := func(want string) (string, error) {
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+		var last string
+		for {
+			resp, err := client.Get("http://127.0.0.1:" + port + "/add/2/3")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				last = strings.TrimSpace(string(b))
+				if resp.StatusCode == http.StatusOK && last == want {
+					return last, nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return last, fmt.Errorf("/add/2/3 did not answer %s (last answer %q)", want, last)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	fmt.Printf("$ curl http://127.0.0.1:%s/add/2/3\n", port)
+	if _, err := get("5"); err != nil {
+		return "", err
+	}
+	fmt.Println("5")
+	demo := filepath.Join(local, "e2e_k8s", "demo.py")
+	b, err := os.ReadFile(demo)
+	if err != nil {
+		return "", err
+	}
+	fmt.Printf("$ sed -i 's/Response(str(x + y))/Response(str(x * y))/' %s\n", demo)
+	edited := strings.Replace(string(b), "Response(str(x + y))", "Response(str(x * y))", 1)
+	start := time.Now()
+	if err := os.WriteFile(demo, []byte(edited), 0o644); err != nil {
+		return "", err
+	}
+	answer, err := get("6")
+	if err != nil {
+		return "", err
+	}
+	fmt.Printf("$ curl http://127.0.0.1:%s/add/2/3\n%s\n", port, answer)
+	fmt.Printf("(the new code answered %s after the edit)\n", time.Since(start).Round(time.Millisecond))
+	fmt.Println(restarts())
+	return answer, nil
+}
+
+// demoSource is hack/images/demo-python in the repository kdev runs from.
+func demoSource() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "hack", "images", "demo-python")
+		if _, err := os.Stat(filepath.Join(p, "e2e_k8s", "demo.py")); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("hack/images/demo-python not found above %s: run kdev demo from the repository", dir)
+		}
+		dir = parent
+	}
+}
+
+// demoForward runs "kubectl devssh -N -L" to the demo's port 8080: unlike
+// kubectl port-forward, it survives the moments when the restarting app
+// refuses connections.
+func demoForward(ctx context.Context, kubectl string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	args := []string{"devssh", "-n", "demo", "deploy/demo", "-N", "-L", port + ":localhost:8080"}
+	fmt.Printf("$ kubectl %s &\n", shellQuote(args))
+	// Its stderr is left out: it names every connection that the
+	// restarting app refuses.
+	cmd := exec.CommandContext(ctx, kubectl, args...)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if err == nil {
+			c.Close()
+			return port, stop, nil
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return "", nil, fmt.Errorf("kubectl devssh -L %s did not start listening", port)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 var forwarding = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) ->`)

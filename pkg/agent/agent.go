@@ -5,6 +5,8 @@
 //
 //	devagent [--target-container NAME] [--key-dir DIR] [--ready-file FILE]
 //	devagent probe [--ready-file FILE]
+//	devagent supervise [--socket PATH] -- ARGV...  (the app's supervisor, see pkg/supervisor)
+//	devagent install DEST  (copy this static binary, e.g. into an emptyDir; devpatch --supervise)
 //	devagent sftp-in-app|shell-in-app ...  (helpers of the SSH server, see pkg/approc)
 //	devagent --version
 //
@@ -77,6 +79,12 @@ func Main(args []string, log io.Writer) int {
 	if len(args) > 0 && args[0] == "probe" {
 		return probeMain(args[1:], log)
 	}
+	if len(args) > 0 && args[0] == "supervise" {
+		return superviseMain(args[1:], log)
+	}
+	if len(args) > 0 && args[0] == "install" {
+		return installMain(args[1:], log)
+	}
 	if len(args) > 0 && args[0] == approc.HelperSFTP {
 		return approc.HelperMain(args[1:], os.Stdin, os.Stdout, log)
 	}
@@ -131,6 +139,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, log io.Wri
 	if err != nil {
 		return err
 	}
+	registerDevsync(srv, log)
 	if err := srv.StartOn(ctx, cfg.SSHAddr); err != nil {
 		return err
 	}

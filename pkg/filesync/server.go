@@ -50,6 +50,10 @@ type server struct {
 	zstd  bool
 	dec   *zstd.Decoder
 	chunk []byte
+	// dirs are directories this session created or found, so that a
+	// write into them skips MkdirAll (two path resolutions per file); any
+	// delete, rename or symlink forgets them.
+	dirs map[string]bool
 }
 
 // Serve runs one devsync session over rw (an SSH channel, a net.Conn, a
@@ -376,14 +380,17 @@ func (s *server) apply(op *Op) (int64, error) {
 		}
 		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
 	case OpDelete:
+		s.dirs = nil
 		return 0, fsys.RemoveAll(full)
 	case OpRename:
+		s.dirs = nil
 		to := s.full(op.To)
 		if err := fsys.MkdirAll(path.Dir(to), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
 		return 0, fsys.Rename(full, to)
 	case OpSymlink:
+		s.dirs = nil
 		if err := fsys.MkdirAll(path.Dir(full), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
@@ -401,7 +408,23 @@ func (s *server) write(op *Op, full string) (int64, error) {
 	if op.MTime != 0 {
 		opts.ModTime = time.Unix(0, op.MTime)
 	}
+	dir := path.Dir(full)
+	if s.dirs[dir] {
+		opts.Parents = false
+	}
 	pf, werr := s.root.FS.Create(full, opts)
+	if werr != nil && !opts.Parents {
+		// The directory went away behind our back (the app removed it).
+		delete(s.dirs, dir)
+		opts.Parents = true
+		pf, werr = s.root.FS.Create(full, opts)
+	}
+	if werr == nil {
+		if s.dirs == nil {
+			s.dirs = map[string]bool{}
+		}
+		s.dirs[dir] = true
+	}
 	abort := func() {
 		if pf != nil {
 			pf.Abort()
@@ -488,3 +511,23 @@ func (s *server) action(ctx context.Context, a Action) error {
 	return s.fw.write(&res)
 }
 
+// ServeError answers a client's hello with err as an Error message (the
+// agent could not find or open the app) and returns err.
+func ServeError(ctx context.Context, rw io.ReadWriter, err error) error {
+	if c, ok := rw.(io.Closer); ok {
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+	}
+	s := &server{fr: newFrameReader(rw), fw: newFrameWriter(rw)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = s.fr.next()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	s.fatal(err)
+	return err
+}

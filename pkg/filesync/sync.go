@@ -460,7 +460,9 @@ func (s *Summary) String() string {
 	if len(parts) == 0 {
 		return "up to date, checked in " + FormatDuration(s.Duration)
 	}
-	if !strings.HasPrefix(parts[0], "synced") {
+	if len(parts) == 1 && len(s.Errors) > 0 {
+		parts[0] = "nothing synced, " + parts[0]
+	} else if !strings.HasPrefix(parts[0], "synced") {
 		parts[0] = "synced " + parts[0]
 	}
 	return strings.Join(parts, ", ") + ", in " + FormatDuration(s.Duration)

@@ -32,6 +32,9 @@ type AgentSpec struct {
 	App AppIdentity
 	// SecretName is the Secret with the agent's keys.
 	SecretName string
+	// Supervise, when set, wraps the app's command in the agent's
+	// supervisor (kubectl devpatch --supervise).
+	Supervise *SuperviseSpec
 }
 
 // VolumeName is the name of the volume that holds the agent's keys.
@@ -39,12 +42,17 @@ func (s AgentSpec) VolumeName() string { return s.Name + "-keys" }
 
 // Annotations are the pod-template annotations devpatch records.
 func (s AgentSpec) Annotations() map[string]string {
-	return map[string]string{
+	a := map[string]string{
 		AnnotationTarget:         s.Target,
 		AnnotationMode:           string(s.Mode),
 		AnnotationAgentVersion:   ImageVersion(s.Image),
 		AnnotationAgentContainer: s.Name,
 	}
+	if s.Supervise != nil {
+		b, _ := json.Marshal(s.Supervise.Original)
+		a[AnnotationSupervise] = string(b)
+	}
+	return a
 }
 
 // Args are the agent's command-line arguments.
@@ -53,9 +61,12 @@ func (s AgentSpec) Args() []string {
 }
 
 // The agent's resources: small, and bounded so that it cannot starve the app.
+// The CPU limit is one CPU: devsync's writes into the app's filesystem are
+// kernel work (inode allocation) charged to the agent's cgroup, and at 500m
+// an initial sync of 10,000 files took twice as long (docs/benchmarks.md).
 var (
 	agentRequests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
-	agentLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+	agentLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")}
 )
 
 // AgentSecurityContext is the agent's security context in a mode:
@@ -120,17 +131,22 @@ func AgentContainer(s AgentSpec) *corev1ac.ContainerApplyConfiguration {
 // PodTemplate is the partial pod template devpatch applies: the shared
 // process namespace, the agent container, its key volume and the annotations.
 func PodTemplate(s AgentSpec) *corev1ac.PodTemplateSpecApplyConfiguration {
+	spec := corev1ac.PodSpec().
+		WithShareProcessNamespace(true)
+	// With --supervise the app container's entry comes first: server-side
+	// apply keeps the applier's order, and the app must stay before the agent.
+	superviseAppContainer(s, spec)
+	spec.WithContainers(AgentContainer(s)).
+		WithVolumes(corev1ac.Volume().
+			WithName(s.VolumeName()).
+			WithSecret(corev1ac.SecretVolumeSource().
+				WithSecretName(s.SecretName).
+				// Readable by the agent whatever its uid; the mount is read-only.
+				WithDefaultMode(0o444)))
+	supervisePodSpec(s, spec)
 	return corev1ac.PodTemplateSpec().
 		WithAnnotations(s.Annotations()).
-		WithSpec(corev1ac.PodSpec().
-			WithShareProcessNamespace(true).
-			WithContainers(AgentContainer(s)).
-			WithVolumes(corev1ac.Volume().
-				WithName(s.VolumeName()).
-				WithSecret(corev1ac.SecretVolumeSource().
-					WithSecretName(s.SecretName).
-					// Readable by the agent whatever its uid; the mount is read-only.
-					WithDefaultMode(0o444))))
+		WithSpec(spec)
 }
 
 // WorkloadApplyConfig is the apply configuration of a workload holding only

@@ -55,7 +55,7 @@ spec:
           timeoutSeconds: 2
         resources:
           limits:
-            cpu: 500m
+            cpu: "1"
             memory: 256Mi
           requests:
             cpu: 10m

@@ -94,11 +94,13 @@ func AnalyzeOwnership(meta metav1.Object, manager string, prefix ...string) (Own
 		switch {
 		case startsWith(rel, "spec", "containers") && len(rel) >= 3 && rel[2].Key != nil:
 			u = Unit{Label: fmt.Sprintf("container %q", keyName(rel[2])), Path: copyPath(p[:len(tpl)+3])}
+		case startsWith(rel, "spec", "initContainers") && len(rel) >= 3 && rel[2].Key != nil:
+			u = Unit{Label: fmt.Sprintf("init container %q", keyName(rel[2])), Path: copyPath(p[:len(tpl)+3])}
 		case startsWith(rel, "spec", "volumes") && len(rel) >= 3 && rel[2].Key != nil:
 			u = Unit{Label: fmt.Sprintf("volume %q", keyName(rel[2])), Path: copyPath(p[:len(tpl)+3])}
 		case startsWith(rel, "metadata", "annotations") && len(rel) == 3:
 			u = Unit{Label: "annotation " + *rel[2].FieldName, Path: copyPath(p)}
-		case len(rel) <= 2 && (startsWith(rel, "metadata") || startsWith(rel, "spec", "containers") || startsWith(rel, "spec", "volumes")), len(rel) == 1:
+		case len(rel) <= 2 && (startsWith(rel, "metadata") || startsWith(rel, "spec", "containers") || startsWith(rel, "spec", "initContainers") || startsWith(rel, "spec", "volumes")), len(rel) == 1:
 			return // parents of the units above
 		default:
 			u = Unit{Label: strings.TrimPrefix(p.String(), "."), Path: copyPath(p)}

@@ -29,6 +29,9 @@ type Patcher struct {
 	Warn func(string)
 	// PollInterval is how often waits look again (default 1s).
 	PollInterval time.Duration
+	// ImageConfig reads an image's entrypoint and cmd (--supervise);
+	// RegistryImageConfig when nil.
+	ImageConfig ImageConfigFunc
 }
 
 // Result is what a patch did or would do.
@@ -121,7 +124,16 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 			return nil, fmt.Errorf("%s is managed by %s/%s, which would undo the change: patch it instead (kubectl devpatch %s/%s)", ref, strings.ToLower(owner.Kind), owner.Name, strings.ToLower(owner.Kind), owner.Name)
 		}
 	}
-	target, warnings, err := SelectContainer(w.template.Spec.Containers, w.template.Annotations, cfg.TargetContainer, ref)
+	requested := cfg.TargetContainer
+	if rec := w.template.Annotations[AnnotationTarget]; requested == "" && rec != "" && rec != cfg.AgentContainer {
+		for _, c := range w.template.Spec.Containers {
+			if c.Name == rec {
+				// Patched before: the app container devpatch recorded.
+				requested = rec
+			}
+		}
+	}
+	target, warnings, err := SelectContainer(w.template.Spec.Containers, w.template.Annotations, requested, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -162,14 +174,24 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 	if id.ReadOnlyRootFS {
 		p.warn("container %q of %s has readOnlyRootFilesystem: devsync cannot write to its root filesystem, only to its writable volumes", target, ref)
 	}
-	return &plan{w: w, spec: AgentSpec{
+	spec := AgentSpec{
 		Name:       cfg.AgentContainer,
 		Image:      cfg.Image,
 		Target:     target,
 		Mode:       mode,
 		App:        id,
 		SecretName: SecretName(cfg.Name),
-	}}, nil
+	}
+	supervised := w.template.Annotations[AnnotationSupervise] != "" && w.template.Annotations[AnnotationTarget] == target
+	if supervised && !cfg.Supervise && cfg.Kind != KindPod {
+		p.warn("%s: container %q runs under the agent's supervisor (kubectl devpatch --supervise): kept; kubectl devpatch --remove undoes it", ref, target)
+	}
+	if (cfg.Supervise || supervised) && cfg.Kind != KindPod {
+		if spec.Supervise, err = p.superviseSpec(ctx, cfg, w, container); err != nil {
+			return nil, err
+		}
+	}
+	return &plan{w: w, spec: spec}, nil
 }
 
 func (p *Patcher) checkPodSecurity(ctx context.Context, cfg Config, mode Mode, target string, id AppIdentity) error {
@@ -206,6 +228,11 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	opts := metav1.ApplyOptions{FieldManager: cfg.FieldManager, Force: cfg.ForceConflicts}
+	if spec.Supervise != nil && spec.Supervise.Original.Command != nil {
+		// Taking over the user's command (recorded, restored by --remove)
+		// conflicts with its manager by design.
+		opts.Force = true
+	}
 
 	// A server-side dry run tells what the template becomes (and any conflict).
 	var preview *workload

@@ -57,7 +57,17 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 	if res.Applied, err = ToMap(ac); err != nil {
 		return nil, err
 	}
+	supervisedTarget := ""
+	if w.template.Annotations[AnnotationSupervise] != "" {
+		supervisedTarget = w.template.Annotations[AnnotationTarget]
+	}
 	for _, u := range own.Units {
+		if supervisedTarget != "" && u.Label == fmt.Sprintf("container %q", supervisedTarget) {
+			// devpatch --supervise co-owns the app container: its command
+			// and the agent's mount go, the container stays.
+			res.Removed = append(res.Removed, fmt.Sprintf("the supervisor in container %q (command, mount %s)", supervisedTarget, SuperviseMountPath))
+			continue
+		}
 		if u.Stays() {
 			res.Kept = append(res.Kept, fmt.Sprintf("%s (also set by field manager %s)", u.Label, quoteAll(u.CoOwners)))
 		} else {
@@ -81,6 +91,9 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 	}
 	if cfg.DryRun != DryRunNone {
 		return res, nil
+	}
+	if err := p.restoreCommand(ctx, cfg, w); err != nil {
+		return nil, err
 	}
 	if own.Owns() {
 		after, err := applyWorkload(ctx, p.Client, cfg.Kind, cfg.Namespace, ac, opts)

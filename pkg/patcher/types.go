@@ -163,6 +163,11 @@ type Config struct {
 	Timeout time.Duration
 	// AuthorizedKeys are the public keys (authorized_keys lines) to let in.
 	AuthorizedKeys []string
+	// Supervise wraps the app container's command in the agent's
+	// supervisor (see supervise.go); SuperviseCommand is the app's command
+	// line when neither the spec nor the image configuration names one.
+	Supervise        bool
+	SuperviseCommand []string
 }
 
 // ValidateFieldManager refuses field managers that other tools treat as

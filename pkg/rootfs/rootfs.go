@@ -917,3 +917,8 @@ func unixMode(m fs.FileMode) uint32 {
 	}
 	return u
 }
+
+// OpenDirPath opens the directory name (resolved inside the root, like
+// every lookup) and returns it; /proc/self/fd/<fd>/<base> then reaches an
+// entry of it (e.g. a unix socket) without leaving the root.
+func (r *Root) OpenDirPath(name string) (*os.File, error) { return r.openDir(name) }

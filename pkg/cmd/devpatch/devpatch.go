@@ -91,6 +91,8 @@ type PatchOptions struct {
 	Remove         bool
 	List           bool
 	AllNamespaces  bool
+	Supervise      bool
+	Command        []string
 
 	// Filled by Complete (tests may set them first).
 	Namespace      string
@@ -167,6 +169,8 @@ func (o *PatchOptions) AddFlags(cmd *cobra.Command) {
 	flags.BoolVar(&o.Remove, "remove", o.Remove, "Remove what devpatch added (an empty apply by the same field manager) and the agent's Secret.")
 	flags.BoolVar(&o.List, "list", o.List, "List the patched workloads of the namespace.")
 	flags.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "With --list, list the patched workloads of all namespaces.")
+	flags.BoolVar(&o.Supervise, "supervise", o.Supervise, "Also run the app container's command under the agent's supervisor (copied in by an init container), so that kubectl devsync --restart restarts the app without restarting the container. --remove undoes it.")
+	flags.StringArrayVar(&o.Command, "command", o.Command, "With --supervise, the app's command line (one flag per word), when neither the container's command/args nor its image's configuration give it.")
 }
 
 // Complete resolves the target, the namespace, the clients and the key folder.
@@ -264,6 +268,15 @@ func (o *PatchOptions) Validate() error {
 	if o.Remove && o.Kind == patcher.KindPod {
 		return fmt.Errorf("pod/%s: ephemeral containers cannot be removed; delete the pod to get rid of the agent (its controller, if any, creates a new one without it)", o.Name)
 	}
+	if (o.Remove || o.List) && (o.Supervise || len(o.Command) > 0) {
+		return fmt.Errorf("--supervise and --command only work when patching (--remove undoes --supervise)")
+	}
+	if len(o.Command) > 0 && !o.Supervise {
+		return fmt.Errorf("--command only works with --supervise")
+	}
+	if o.Supervise && o.Kind == patcher.KindPod {
+		return fmt.Errorf("pod/%s: --supervise changes the app container's command, which a running pod cannot: patch its workload", o.Name)
+	}
 	if o.Remove && (o.Identity != "" || o.ForceConflicts) {
 		return fmt.Errorf("--identity and --force-conflicts do not apply to --remove")
 	}
@@ -280,19 +293,21 @@ func (o *PatchOptions) Run(ctx context.Context) error {
 		return o.runList(ctx, p)
 	}
 	cfg := patcher.Config{
-		Namespace:       o.Namespace,
-		Kind:            o.Kind,
-		Name:            o.Name,
-		TargetContainer: o.Container,
-		AgentContainer:  o.ContainerName,
-		Image:           o.Image,
-		Mode:            o.parsedMode,
-		FieldManager:    o.FieldManager,
-		ForceConflicts:  o.ForceConflicts,
-		DryRun:          patcher.DryRun(o.DryRunStrategy),
-		Diff:            o.Diff,
-		Wait:            o.Wait,
-		Timeout:         o.Timeout,
+		Namespace:        o.Namespace,
+		Kind:             o.Kind,
+		Name:             o.Name,
+		TargetContainer:  o.Container,
+		AgentContainer:   o.ContainerName,
+		Image:            o.Image,
+		Mode:             o.parsedMode,
+		FieldManager:     o.FieldManager,
+		ForceConflicts:   o.ForceConflicts,
+		DryRun:           patcher.DryRun(o.DryRunStrategy),
+		Diff:             o.Diff,
+		Wait:             o.Wait,
+		Timeout:          o.Timeout,
+		Supervise:        o.Supervise,
+		SuperviseCommand: o.Command,
 	}
 	if o.Remove {
 		return o.runRemove(ctx, p, cfg)
