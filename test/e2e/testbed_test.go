@@ -144,3 +144,24 @@ func httpGet(t *testing.T, url string) string {
 	})
 	return body
 }
+
+// TestWorkloadCompletion: each plugin completes TYPE/NAME from the cluster,
+// as `kubectl <plugin> <TAB>` asks it through cobra's __complete.
+func TestWorkloadCompletion(t *testing.T) {
+	ns := env.Namespace(t)
+	env.CreateDeployment(t, ns, env.DemoDeployment("demo", env.Image("demo-go", "latest")))
+	for plugin, args := range map[string][]string{
+		"kubectl-devpatch": {"deploy/"},
+		"kubectl-devssh":   {"deploy/"},
+		"kubectl-devsync":  {"./src", "deploy/"},
+	} {
+		full := append([]string{"__complete", "-n", ns}, args...)
+		r, err := env.Run(context.Background(), nil, plugin, full...)
+		if err != nil || r.ExitCode != 0 {
+			t.Fatalf("%s %s: %v %d %s", plugin, strings.Join(full, " "), err, r.ExitCode, r.Stderr)
+		}
+		if !strings.Contains(r.Stdout, "deploy/demo\n") {
+			t.Errorf("%s does not complete deploy/ to deploy/demo:\n%s", plugin, r.Stdout)
+		}
+	}
+}

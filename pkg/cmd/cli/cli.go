@@ -17,8 +17,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"k8s.io/kubectl/pkg/util/completion"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
 
@@ -54,21 +54,8 @@ func NewRoot(newCmd NewCommandFunc, streams genericiooptions.IOStreams) *cobra.C
 	flags := cmd.PersistentFlags()
 	configFlags.AddFlags(flags)
 	addVerbosityFlag(flags)
-	registerGlobalCompletions(cmd, f)
+	complete.GlobalFlags(cmd, f)
 	return cmd
-}
-
-// registerGlobalCompletions completes --namespace, --context, --cluster and
-// --user from the cluster and the kubeconfig, as kubectl does.
-func registerGlobalCompletions(cmd *cobra.Command, f cmdutil.Factory) {
-	completion.SetFactoryForCompletion(f)
-	cmdutil.CheckErr(cmd.RegisterFlagCompletionFunc("namespace",
-		func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-			return completion.CompGetResource(f, "namespace", toComplete), cobra.ShellCompDirectiveNoFileComp
-		}))
-	cmdutil.CheckErr(cmd.RegisterFlagCompletionFunc("context", completion.ContextCompletionFunc))
-	cmdutil.CheckErr(cmd.RegisterFlagCompletionFunc("cluster", completion.ClusterCompletionFunc))
-	cmdutil.CheckErr(cmd.RegisterFlagCompletionFunc("user", completion.UserCompletionFunc))
 }
 
 // addVerbosityFlag exposes klog's -v (diagnostics) and hides the rest of klog.

@@ -10,10 +10,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
-	"k8s.io/kubectl/pkg/util/completion"
 	"k8s.io/kubectl/pkg/util/templates"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/devpatch"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
@@ -83,7 +83,7 @@ func NewCmdVersion(f cmdutil.Factory, streams genericiooptions.IOStreams, plugin
 			# The plugin's and the agent's version in deployment demo
 			` + plugin + ` version deploy/demo -n demo -o yaml`),
 		Args:              cobra.MaximumNArgs(2),
-		ValidArgsFunction: completion.SpecifiedResourceTypeAndNameNoRepeatCompletionFunc(f, []string{"deployment", "statefulset", "daemonset", "replicaset", "pod"}),
+		ValidArgsFunction: complete.WorkloadArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err

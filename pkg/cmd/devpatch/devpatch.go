@@ -24,6 +24,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 )
@@ -136,6 +137,7 @@ func newCmd(f cmdutil.Factory, o *PatchOptions) *cobra.Command {
 		Short:                 "Inject the devagent sidecar into a workload, reversibly",
 		Long:                  patchLong,
 		Example:               patchExample,
+		ValidArgsFunction:     complete.WorkloadArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err

@@ -26,6 +26,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
@@ -104,6 +105,7 @@ func NewCmdDevSSH(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		Long:                  sshLong,
 		Example:               sshExample,
 		Args:                  cobra.MinimumNArgs(1),
+		ValidArgsFunction:     complete.WorkloadArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err

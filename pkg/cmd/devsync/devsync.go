@@ -29,6 +29,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
@@ -106,6 +107,7 @@ func NewCmdDevSync(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 		Long:                  syncLong,
 		Example:               syncExample,
 		Args:                  cobra.ArbitraryArgs,
+		ValidArgsFunction:     complete.WorkloadArg(f, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err
