@@ -12,7 +12,10 @@
 // The final component of a path is never followed by operations that change
 // it (write, symlink, remove, rename, chmod, chtimes): they act on the parent
 // directory's descriptor with *at(2) calls, so a symlink named like the target
-// is replaced or removed as a link, never written through.
+// is replaced or removed as a link, never written through. The exceptions,
+// in follow.go (OpenFile, Stat, Chown, ChmodFollow, ChtimesFollow, Truncate),
+// follow it as their POSIX namesakes do, for the sftp server; the link is
+// still resolved inside the root.
 //
 // Root is opened PID-reuse-proof with OpenProcess: /proc/<pid> is opened as a
 // directory descriptor first, identity checks (cgroup, status) are read through

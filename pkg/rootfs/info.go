@@ -30,6 +30,11 @@ func (i *Info) Sys() any           { return &i.st }
 func (i *Info) UID() int { return int(i.st.Uid) }
 func (i *Info) GID() int { return int(i.st.Gid) }
 
+// Uid and Gid are the owner as pkg/sftp's FileInfoUidGid reads it (Sys is
+// a *unix.Stat_t, which it does not know).
+func (i *Info) Uid() uint32 { return i.st.Uid }
+func (i *Info) Gid() uint32 { return i.st.Gid }
+
 // FileMode converts a mode_t to an fs.FileMode.
 func FileMode(m uint32) fs.FileMode {
 	fm := fs.FileMode(m & 0o777)

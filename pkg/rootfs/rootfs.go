@@ -246,7 +246,11 @@ func Clean(name string) string {
 
 // openat2 resolves name (relative to the root) with RESOLVE_IN_ROOT.
 func (r *Root) openat2(name string, flags int) (int, error) {
-	how := &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveFlags}
+	return r.openHow(name, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveFlags})
+}
+
+// openHow is openat2 relative to the root, retried on EINTR and EAGAIN.
+func (r *Root) openHow(name string, how *unix.OpenHow) (int, error) {
 	for i := 0; ; i++ {
 		fd, err := unix.Openat2(r.fd, name, how)
 		if err == unix.EINTR || (err == unix.EAGAIN && i < maxRetries) {
@@ -496,7 +500,7 @@ func (r *Root) MkdirAll(name string, perm fs.FileMode, owner Owner) error {
 		} else if !errors.Is(err, unix.ENOENT) {
 			return pathErr("mkdir", next, err)
 		}
-		if err := r.mkdirOne(cur, comp, next, perm, owner); err != nil {
+		if err := r.mkdirOne(cur, comp, next, perm, owner, false); err != nil {
 			return err
 		}
 		cur = next
@@ -504,7 +508,8 @@ func (r *Root) MkdirAll(name string, perm fs.FileMode, owner Owner) error {
 	return nil
 }
 
-// Mkdir creates the single directory name (its parent must exist).
+// Mkdir creates the single directory name (its parent must exist). Like
+// mkdir(2), an existing name is an error (fs.ErrExist).
 func (r *Root) Mkdir(name string, perm fs.FileMode, owner Owner) error {
 	c := Clean(name)
 	if c == "." {
@@ -514,17 +519,19 @@ func (r *Root) Mkdir(name string, perm fs.FileMode, owner Owner) error {
 	if dir == "" {
 		dir = "."
 	}
-	return r.mkdirOne(path.Clean(dir), base, c, perm, owner)
+	return r.mkdirOne(path.Clean(dir), base, c, perm, owner, true)
 }
 
-func (r *Root) mkdirOne(parent, base, full string, perm fs.FileMode, owner Owner) error {
+// mkdirOne creates base in parent. An existing directory is an error when
+// excl is set (Mkdir, as mkdir(2)), success otherwise (MkdirAll).
+func (r *Root) mkdirOne(parent, base, full string, perm fs.FileMode, owner Owner, excl bool) error {
 	pfd, err := r.openat2(parent, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return pathErr("mkdir", full, err)
 	}
 	defer unix.Close(pfd)
 	if err := unix.Mkdirat(pfd, base, unixMode(perm)); err != nil {
-		if errors.Is(err, unix.EEXIST) {
+		if errors.Is(err, unix.EEXIST) && !excl {
 			// Created concurrently, or a dangling symlink / non-directory is in the way.
 			fd, err2 := r.openat2(full, unix.O_PATH|unix.O_DIRECTORY)
 			if err2 == nil {
@@ -762,17 +769,24 @@ func (r *Root) Symlink(target, name string, owner Owner) error {
 
 // Remove removes the file, symlink or empty directory name.
 func (r *Root) Remove(name string) error {
-	pfd, base, err := r.parent("remove", name)
+	return r.atParent("remove", name, func(pfd int, base string) error {
+		err := unix.Unlinkat(pfd, base, 0)
+		if errors.Is(err, unix.EISDIR) {
+			err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+		}
+		return err
+	})
+}
+
+// atParent calls fn with the parent directory and final component of name.
+func (r *Root) atParent(op, name string, fn func(pfd int, base string) error) error {
+	pfd, base, err := r.parent(op, name)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(pfd)
-	err = unix.Unlinkat(pfd, base, 0)
-	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
-	}
-	if err != nil {
-		return pathErr("remove", name, err)
+	if err := fn(pfd, base); err != nil {
+		return pathErr(op, name, err)
 	}
 	return nil
 }
@@ -834,18 +848,24 @@ func removeAllAt(dirfd int, base, name string) error {
 // Rename renames oldname to newname (both inside the root), replacing
 // newname when it is a file, a symlink or an empty directory.
 func (r *Root) Rename(oldname, newname string) error {
-	ofd, obase, err := r.parent("rename", oldname)
+	return r.atParents("rename", oldname, newname, unix.Renameat)
+}
+
+// atParents calls fn (renameat, linkat) with the parent directories and
+// final components of oldname and newname.
+func (r *Root) atParents(op, oldname, newname string, fn func(ofd int, obase string, nfd int, nbase string) error) error {
+	ofd, obase, err := r.parent(op, oldname)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(ofd)
-	nfd, nbase, err := r.parent("rename", newname)
+	nfd, nbase, err := r.parent(op, newname)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(nfd)
-	if err := unix.Renameat(ofd, obase, nfd, nbase); err != nil {
-		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	if err := fn(ofd, obase, nfd, nbase); err != nil {
+		return &os.LinkError{Op: op, Old: oldname, New: newname, Err: err}
 	}
 	return nil
 }
@@ -873,29 +893,13 @@ func (r *Root) Chmod(name string, perm fs.FileMode) error {
 
 // Lchown changes the owner of name, not following a final symlink.
 func (r *Root) Lchown(name string, owner Owner) error {
-	pfd, base, err := r.parent("chown", name)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	if err := fchownat(pfd, base, owner); err != nil {
-		return pathErr("chown", name, err)
-	}
-	return nil
+	return r.atParent("chown", name, func(pfd int, base string) error { return fchownat(pfd, base, owner) })
 }
 
 // Chtimes sets the modification time of name (not following a final
 // symlink); the access time is left alone.
 func (r *Root) Chtimes(name string, mtime time.Time) error {
-	pfd, base, err := r.parent("chtimes", name)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	if err := utimes(pfd, base, mtime); err != nil {
-		return pathErr("chtimes", name, err)
-	}
-	return nil
+	return r.atParent("chtimes", name, func(pfd int, base string) error { return utimes(pfd, base, mtime) })
 }
 
 func utimes(dirfd int, base string, mtime time.Time) error {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
 )
 
@@ -28,7 +29,7 @@ import (
 //   - agent view otherwise (distroless app, same-user mode, --target agent,
 //     app not found): the agent's busybox shell, with the app's files at
 //     $DEVSSH_APP_ROOT (/proc/<pid>/root); sftp then serves the app's root
-//     through approc.Root (openat2 RESOLVE_IN_ROOT), so that symlinks in
+//     through rootfs.Root (openat2 RESOLVE_IN_ROOT), so that symlinks in
 //     the app's tree stay inside it.
 //
 // The app is the top process of the container whose ID the client sent
@@ -125,7 +126,7 @@ func (l *AppLauncher) helper() (string, error) {
 }
 
 func hasShell(p *approc.Proc) bool {
-	r, err := approc.OpenRoot(p.Root())
+	r, err := rootfs.OpenDir(p.Root())
 	if err != nil {
 		return false
 	}
@@ -211,7 +212,7 @@ func (l *AppLauncher) agentCommand(ctx context.Context, s *SessionInfo, command 
 // agentDir is the app's working directory as the agent reaches it, its
 // symlinks resolved inside the app's root; "/" when it is not reachable.
 func agentDir(p *approc.Proc) string {
-	r, err := approc.OpenRoot(p.Root())
+	r, err := rootfs.OpenDir(p.Root())
 	if err != nil {
 		return "/"
 	}
@@ -238,7 +239,7 @@ func (l *AppLauncher) SFTP(ctx context.Context, s *SessionInfo, rw io.ReadWriteC
 	if v.chroot {
 		return l.sftpHelper(ctx, v.proc, rw)
 	}
-	root, err := approc.OpenRoot(v.proc.Root())
+	root, err := rootfs.OpenDir(v.proc.Root())
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,13 @@ import (
 
 	"github.com/pkg/sftp"
 
-	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 )
 
 // ServeSFTPInRoot serves sftp on rw with every path resolved inside root
-// (see approc.Root): a symlink in the tree cannot make a read or a write
+// (see rootfs.Root): a symlink in the tree cannot make a read or a write
 // land outside it. startDir is the client's initial directory.
-func ServeSFTPInRoot(rw io.ReadWriteCloser, root *approc.Root, startDir string) error {
+func ServeSFTPInRoot(rw io.ReadWriteCloser, root *rootfs.Root, startDir string) error {
 	if startDir == "" {
 		startDir = "/"
 	}
@@ -31,8 +31,12 @@ func ServeSFTPInRoot(rw io.ReadWriteCloser, root *approc.Root, startDir string) 
 	return err
 }
 
+// noOwner keeps the agent's IDs on what sftp creates (the agent runs as
+// the app's user in same-user mode).
+var noOwner = rootfs.Owner{UID: -1, GID: -1}
+
 type rootHandler struct {
-	root  *approc.Root
+	root  *rootfs.Root
 	start string
 }
 
@@ -81,16 +85,16 @@ func (h *rootHandler) Filecmd(r *sftp.Request) error {
 	case "Rename", "PosixRename":
 		return h.root.Rename(r.Filepath, r.Target)
 	case "Rmdir":
-		return h.root.Remove(r.Filepath, true)
+		return h.root.RemoveDir(r.Filepath)
 	case "Remove":
-		return h.root.Remove(r.Filepath, false)
+		return h.root.Remove(r.Filepath)
 	case "Mkdir":
-		return h.root.Mkdir(r.Filepath, 0o755)
+		return h.root.Mkdir(r.Filepath, 0o755, noOwner)
 	case "Link":
 		return h.root.Link(r.Filepath, r.Target)
 	case "Symlink":
 		// pkg/sftp: Filepath is the link's target, Target the new link.
-		return h.root.Symlink(r.Filepath, r.Target)
+		return h.root.SymlinkExcl(r.Filepath, r.Target, noOwner)
 	}
 	return sftp.ErrSSHFxOpUnsupported
 }
@@ -106,17 +110,17 @@ func (h *rootHandler) setstat(r *sftp.Request) error {
 		}
 	}
 	if f.Permissions {
-		if err := h.root.Chmod(r.Filepath, a.FileMode()); err != nil {
+		if err := h.root.ChmodFollow(r.Filepath, a.FileMode()); err != nil {
 			return err
 		}
 	}
 	if f.UidGid {
-		if err := h.root.Chown(r.Filepath, int(a.UID), int(a.GID)); err != nil {
+		if err := h.root.Chown(r.Filepath, rootfs.Owner{UID: int(a.UID), GID: int(a.GID)}); err != nil {
 			return err
 		}
 	}
 	if f.Acmodtime {
-		if err := h.root.Chtimes(r.Filepath, a.AccessTime(), a.ModTime()); err != nil {
+		if err := h.root.ChtimesFollow(r.Filepath, a.AccessTime(), a.ModTime()); err != nil {
 			return err
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
 )
@@ -39,7 +39,7 @@ func TestSFTPInRootConfinesSymlinks(t *testing.T) {
 		Addr: ln.Addr().String(), HostKey: host,
 		AuthorizedKeys: sshserver.StaticAuthorizedKeys([]keys.AuthorizedKey{{Key: user.PublicKey()}}),
 		Subsystems: map[string]sshserver.SubsystemHandler{"sftp": func(ctx context.Context, ch ssh.Channel, s *sshserver.SessionInfo) error {
-			root, err := approc.OpenRoot(appRoot)
+			root, err := rootfs.OpenDir(appRoot)
 			if err != nil {
 				return err
 			}
