@@ -104,6 +104,17 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 	for _, e := range local {
 		s.state[e.Path] = e
 	}
+	if !s.opts.Delete {
+		// Remote entries left alone are known too: a local delete of one of
+		// them (made while a reconnect was pending) is synced by the watch.
+		// No local identity: they never match a rename.
+		for _, e := range remote {
+			if _, ok := s.state[e.Path]; !ok {
+				e.Dev, e.Ino = 0, 0
+				s.state[e.Path] = e
+			}
+		}
+	}
 	s.forgetFailed(sum)
 	return sum, nil
 }

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
+)
+
+// kdevClusterUp runs "kdev cluster up", which starts again the components of
+// the local cluster that are not running.
+func kdevClusterUp(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(env.BinDir, "kdev"), "cluster", "up")
+	cmd.Dir = env.Root
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// processGone is true when pid no longer runs (or is a zombie).
+func processGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return os.IsNotExist(err)
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}
+
+// stillWatching fails the test when the background devsync has exited.
+func stillWatching(t *testing.T, w *watchingDevsync) {
+	t.Helper()
+	select {
+	case err := <-w.done:
+		w.done <- err
+		t.Fatalf("devsync exited (%v); stdout:\n%s\nstderr:\n%s", err, w.stdout.String(), w.stderr.String())
+	default:
+	}
+}
+
+// TestDevsyncSurvivesAPIServerRestart: stop the local cluster's
+// kube-apiserver during a watch, edit (create, change, delete) while it is
+// down, start it again: devsync reconnects and nothing is lost.
+func TestDevsyncSurvivesAPIServerRestart(t *testing.T) {
+	if !env.Local {
+		t.Skip("stops the kube-apiserver process: only on the project's own local cluster")
+	}
+	ns := sshDemo(t, env.Image("demo-python", "latest"), false)
+	// Registered after the namespace: runs before its deletion, and leaves
+	// the cluster healthy for the next tests even when this one fails.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if out, err := kdevClusterUp(ctx); err != nil {
+			t.Errorf("kdev cluster up in cleanup: %v\n%s", err, out)
+		}
+	})
+
+	local := t.TempDir()
+	syncTree(t, local)
+	mustWrite(t, filepath.Join(local, "doomed.txt"), "deleted while the API server is down\n", 0o644)
+	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/srv/w")
+	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
+	mustWrite(t, filepath.Join(local, "before/stop.txt"), "made before the stop\n", 0o644)
+	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
+	pod := agentPod(t, ns, "demo")
+	restarts := appRestarts(t, &pod)
+
+	pidFile := filepath.Join(testbed.PidDir(), "kube-apiserver.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What kdev writes (hack/internal/cluster.PidInfo, internal to hack/).
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(b, &info); err != nil || info.Pid <= 0 {
+		t.Fatalf("%s: pid %d, %v: %s", pidFile, info.Pid, err, b)
+	}
+	pid := info.Pid
+	stopped := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM to kube-apiserver (pid %d): %v", pid, err)
+	}
+	// Its graceful shutdown drains in-flight requests: about a minute here.
+	env.WaitFor(t, fmt.Sprintf("kube-apiserver (pid %d) to exit", pid), 3*time.Minute, func(ctx context.Context) (bool, error) {
+		return processGone(pid), nil
+	})
+	t.Logf("kube-apiserver stopped in %s", time.Since(stopped))
+
+	// Edits while the API server is down: a new file, a changed file, a delete.
+	mustWrite(t, filepath.Join(local, "during/outage.txt"), "made while the API server was down\n", 0o644)
+	mustWrite(t, filepath.Join(local, "a/b/c/deep.txt"), "edited while the API server was down\n", 0o644)
+	if err := os.Remove(filepath.Join(local, "doomed.txt")); err != nil {
+		t.Fatal(err)
+	}
+	// Let devsync notice the edits (and the dead connection) while it is down.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		stillWatching(t, w)
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	out, err := kdevClusterUp(ctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("kdev cluster up: %v\n%s", err, out)
+	}
+	up := time.Now()
+	t.Logf("API server down for %s; kdev cluster up:\n%s", up.Sub(stopped), out)
+
+	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, 3*time.Minute)
+	t.Logf("trees equal %s after the API server came back", time.Since(up))
+	stillWatching(t, w)
+
+	// The same watch keeps syncing.
+	mustWrite(t, filepath.Join(local, "after/restart.txt"), "made after the restart\n", 0o644)
+	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
+	stillWatching(t, w)
+	if now := agentPod(t, ns, "demo"); now.Name != pod.Name {
+		t.Logf("the pod was replaced during the outage: %s -> %s", pod.Name, now.Name)
+	} else if got := appRestarts(t, &pod); got != restarts {
+		t.Logf("app container restartCount %d, was %d", got, restarts)
+	}
+}
+
+// hupApp runs the demo app with a SIGHUP handler that appends a line to
+// /tmp/hup (in the app's filesystem) for each signal.
+const hupApp = `import runpy, signal
+def hup(signum, frame):
+    with open("/tmp/hup", "a") as f:
+        f.write("hup\n")
+signal.signal(signal.SIGHUP, hup)
+runpy.run_module("e2e_k8s.demo", run_name="__main__")
+`
+
+// hupCount is the number of SIGHUPs the app of TestDevsyncSignal handled.
+func hupCount(t *testing.T, ns string) (int, error) {
+	t.Helper()
+	r := devssh(t, ns, nil, "deploy/demo", "--", "sh", "-c", `cat "${DEVSSH_APP_ROOT}/tmp/hup" 2>/dev/null | wc -l`)
+	if r.ExitCode != 0 {
+		return 0, fmt.Errorf("devssh exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	return strconv.Atoi(strings.TrimSpace(r.Stdout))
+}
+
+// TestDevsyncSignal: with --signal HUP, a synced batch sends SIGHUP to the
+// app process, which handles it; its container is not restarted.
+func TestDevsyncSignal(t *testing.T) {
+	ns := env.Namespace(t)
+	d := env.DemoDeployment("demo", env.Image("demo-python", "latest"))
+	d.Spec.Template.Spec.Containers[0].Command = []string{"python3", "-c", hupApp}
+	env.CreateDeployment(t, ns, d)
+	devpatchOK(t, ns, "deploy/demo")
+	pod := agentPod(t, ns, "demo")
+	restarts := appRestarts(t, &pod)
+
+	local := t.TempDir()
+	mustWrite(t, filepath.Join(local, "config.txt"), "one\n", 0o644)
+	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/srv/cfg", "--signal", "HUP")
+	waitSameTree(t, ns, "deploy/demo", "/srv/cfg", local, time.Minute)
+	var before int
+	env.WaitFor(t, "the HUP count", time.Minute, func(ctx context.Context) (bool, error) {
+		n, err := hupCount(t, ns)
+		before = n
+		return err == nil, err
+	})
+
+	start := time.Now()
+	mustWrite(t, filepath.Join(local, "config.txt"), "two, longer\n", 0o644)
+	env.WaitFor(t, "the app to handle a SIGHUP after the batch", time.Minute, func(ctx context.Context) (bool, error) {
+		n, err := hupCount(t, ns)
+		if err != nil {
+			return false, err
+		}
+		return n > before, nil
+	})
+	t.Logf("edit to SIGHUP handled: %s", time.Since(start))
+	waitSameTree(t, ns, "deploy/demo", "/srv/cfg", local, time.Minute)
+	waitOutput(t, w.stdout, "the signal line", func(s string) bool { return strings.Contains(s, "sent SIGHUP to the app") })
+
+	if got := appRestarts(t, &pod); got != restarts {
+		t.Errorf("app container restartCount %d, was %d", got, restarts)
+	}
+	if now := agentPod(t, ns, "demo"); now.Name != pod.Name {
+		t.Errorf("the pod was replaced: %s -> %s", pod.Name, now.Name)
+	}
+	// The marker was written by the handler in the app.
+	if out := devsshOK(t, ns, "deploy/demo", "--", "sh", "-c", `cat "${DEVSSH_APP_ROOT}/tmp/hup"`); !strings.Contains(out, "hup") {
+		t.Errorf("/tmp/hup: %q", out)
+	}
+	stillWatching(t, w)
+}
