@@ -135,6 +135,18 @@ func TestDevsyncSurvivesAPIServerRestart(t *testing.T) {
 	mustWrite(t, filepath.Join(local, "after/restart.txt"), "made after the restart\n", 0o644)
 	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
 	stillWatching(t, w)
+	// After the outage the kubelet may report the agent not ready for a
+	// moment while it catches up with its probes: wait for it before looking.
+	env.WaitFor(t, "a pod of deployment/demo with a ready agent", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		for _, p := range env.RunningPods(t, ns, "demo") {
+			for _, st := range p.Status.ContainerStatuses {
+				if st.Name == "devagent" && st.Ready {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
 	if now := agentPod(t, ns, "demo"); now.Name != pod.Name {
 		t.Logf("the pod was replaced during the outage: %s -> %s", pod.Name, now.Name)
 	} else if got := appRestarts(t, &pod); got != restarts {
