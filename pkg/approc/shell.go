@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 
@@ -18,12 +16,8 @@ import (
 // ShellHelperArgs are the arguments of the shell helper for p, running argv
 // (argv[0] names the busybox applet, e.g. "sh" or "-sh").
 func ShellHelperArgs(p *Proc, busybox string, argv []string) []string {
-	var groups []string
-	for _, g := range p.Groups {
-		groups = append(groups, strconv.Itoa(g))
-	}
-	args := []string{HelperShell, "--pid", strconv.Itoa(p.PID), "--uid", strconv.Itoa(p.UID), "--gid", strconv.Itoa(p.GID),
-		"--groups", strings.Join(groups, ","), "--cwd", p.Cwd, "--busybox", busybox, "--"}
+	args := append([]string{HelperShell}, appArgs(p)...)
+	args = append(args, "--busybox", busybox, "--")
 	return append(args, argv...)
 }
 
@@ -31,18 +25,18 @@ func ShellHelperArgs(p *Proc, busybox string, argv []string) []string {
 func ShellHelperMain(args []string, log io.Writer) int {
 	fs := flag.NewFlagSet(HelperShell, flag.ContinueOnError)
 	fs.SetOutput(log)
-	pid := fs.Int("pid", 0, "the app's pid")
-	uid := fs.Int("uid", -1, "the app's uid")
-	gid := fs.Int("gid", -1, "the app's gid")
-	groups := fs.String("groups", "", "the app's supplementary groups, comma-separated")
-	cwd := fs.String("cwd", "/", "the working directory inside the app's root")
+	target := appFlags(fs)
 	busybox := fs.String("busybox", "/bin/busybox", "the agent's static busybox")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	argv := fs.Args()
-	if *pid <= 0 || *uid < 0 || *gid < 0 || len(argv) == 0 {
-		fmt.Fprintln(log, "shell-in-app: --pid, --uid, --gid and a command are required")
+	t, err := target()
+	if err == nil && len(argv) == 0 {
+		err = fmt.Errorf("a command is required")
+	}
+	if err != nil {
+		fmt.Fprintln(log, "shell-in-app:", err)
 		return 2
 	}
 	fd, err := unix.Open(*busybox, unix.O_PATH|unix.O_CLOEXEC, 0)
@@ -50,13 +44,7 @@ func ShellHelperMain(args []string, log io.Writer) int {
 		fmt.Fprintf(log, "shell-in-app: opening %s: %v\n", *busybox, err)
 		return 1
 	}
-	id := Identity{UID: *uid, GID: *gid}
-	for _, g := range strings.Split(*groups, ",") {
-		if n, err := strconv.Atoi(strings.TrimSpace(g)); err == nil {
-			id.Groups = append(id.Groups, n)
-		}
-	}
-	if err := EnterApp(*pid, *cwd, id); err != nil {
+	if err := EnterApp(t.pid, t.cwd, t.id); err != nil {
 		fmt.Fprintln(log, "shell-in-app:", err)
 		return 1
 	}
