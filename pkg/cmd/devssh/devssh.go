@@ -26,6 +26,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
@@ -152,17 +153,11 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 }
 
 func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
-	var err error
-	if o.Namespace, _, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
+	c, err := cli.ClientsFrom(f)
+	if err != nil {
 		return err
 	}
-	if o.RESTConfig, err = f.ToRESTConfig(); err != nil {
-		return err
-	}
-	if o.Client, err = f.KubernetesClientSet(); err != nil {
-		return err
-	}
-	o.KeyDir = keys.Dir(f.ToRawKubeConfigLoader().ConfigAccess().GetDefaultFilename(), "")
+	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
 	o.Context, _ = cmd.Flags().GetString("context")
 	if o.Context == "" {
 		if raw, err := f.ToRawKubeConfigLoader().RawConfig(); err == nil {

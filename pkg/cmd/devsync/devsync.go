@@ -29,6 +29,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
@@ -151,17 +152,11 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 	if v := cmd.Flags().Lookup("v"); v != nil && v.Changed && v.Value.String() != "0" {
 		o.Verbose = true
 	}
-	var err error
-	if o.Namespace, _, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
+	c, err := cli.ClientsFrom(f)
+	if err != nil {
 		return err
 	}
-	if o.RESTConfig, err = f.ToRESTConfig(); err != nil {
-		return err
-	}
-	if o.Client, err = f.KubernetesClientSet(); err != nil {
-		return err
-	}
-	o.KeyDir = keys.Dir(f.ToRawKubeConfigLoader().ConfigAccess().GetDefaultFilename(), "")
+	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
 	if !strings.Contains(o.TypeName, "/") {
 		o.TypeName = "pod/" + o.TypeName
 	}
