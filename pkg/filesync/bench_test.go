@@ -13,7 +13,9 @@ import (
 )
 
 // BenchmarkInitialSync10k syncs 10,000 files of 5 KB over a pipe: the
-// engine's own cost, without the network and the agent's CPU limit.
+// engine's own cost, without the network and the agent's CPU limit, with
+// one and with several writers on the agent's side. Run it with TMPDIR on
+// the filesystem to measure (the kernel's file creation dominates).
 func BenchmarkInitialSync10k(b *testing.B) {
 	local := b.TempDir()
 	raw := make([]byte, 3750)
@@ -25,7 +27,16 @@ func BenchmarkInitialSync10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ResetTimer()
+	for _, w := range []int{1, 2, DefaultWriters} {
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
+			testWriters = w
+			defer func() { testWriters = 0 }()
+			benchInitialSync(b, local)
+		})
+	}
+}
+
+func benchInitialSync(b *testing.B, local string) {
 	for range b.N {
 		b.StopTimer()
 		app := b.TempDir()

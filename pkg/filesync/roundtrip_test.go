@@ -26,6 +26,9 @@ import (
 
 // testSession serves appRoot (a fake app root filesystem) over net.Pipe and
 // returns a client whose destination is /app.
+// testWriters is the agent's Writers in testSession (0: DefaultWriters).
+var testWriters int
+
 func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	t.Helper()
 	fsRoot, err := rootfs.OpenDir(appRoot)
@@ -36,7 +39,7 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		done <- Serve(ctx, b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"})
+		done <- Serve(ctx, b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app", Writers: testWriters})
 		b.Close()
 	}()
 	if opts.Dest == "" {

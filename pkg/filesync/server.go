@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -31,6 +32,9 @@ type Root struct {
 	Workdir string
 	// Sync fsyncs every file before renaming it into place.
 	Sync bool
+	// Writers is how many files a batch writes at once; 0 means
+	// DefaultWriters.
+	Writers int
 	// Action runs an Action message (restart, signal, exec); nil refuses them.
 	Action func(ctx context.Context, a Action) (output string, err error)
 	// Logf receives one line per session event; nil discards.
@@ -54,6 +58,8 @@ type server struct {
 	// write into them skips MkdirAll (two path resolutions per file); any
 	// delete, rename or symlink forgets them.
 	dirs map[string]bool
+	// dirsMu guards dirs: a batch's writers use it at once.
+	dirsMu sync.Mutex
 }
 
 // Serve runs one devsync session over rw (an SSH channel, a net.Conn, a
@@ -296,55 +302,6 @@ func (s *server) hashFile(name string) (sum [32]byte, err error) {
 	return sum, nil
 }
 
-func (s *server) batch(b Begin) error {
-	res := Result{ID: b.ID}
-	failed := 0
-	for index := 0; ; index++ {
-		t, payload, err := s.fr.next()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case MsgCommit:
-			var c Commit
-			if err := decodeMsg(&c, payload); err != nil {
-				return err
-			}
-			if c.ID != b.ID {
-				return protoErrf("commit of batch %d inside batch %d", c.ID, b.ID)
-			}
-			if failed > len(res.Errors) {
-				res.Errors = append(res.Errors, ItemError{Index: -1, Message: fmt.Sprintf("%d more errors", failed-len(res.Errors))})
-			}
-			return s.fw.write(&res)
-		case MsgOp:
-		default:
-			return protoErrf("unexpected %s message inside a batch", t)
-		}
-		var op Op
-		if err := decodeMsg(&op, payload); err != nil {
-			return err
-		}
-		if err := op.validate(); err != nil {
-			return err
-		}
-		n, err := s.apply(&op)
-		if err != nil {
-			var pe *ProtocolError
-			if errors.As(err, &pe) {
-				return err
-			}
-			failed++
-			if len(res.Errors) < maxResultErrors-1 {
-				res.Errors = append(res.Errors, itemError(index, &op, err))
-			}
-			continue
-		}
-		res.Applied++
-		res.Bytes += n
-	}
-}
-
 func itemError(index int, op *Op, err error) ItemError {
 	ie := ItemError{Index: index, Op: op.Kind, Path: op.Path, Message: explain(err).Error()}
 	var errno unix.Errno
@@ -367,30 +324,27 @@ func explain(err error) error {
 	return err
 }
 
-// apply runs one operation; a write consumes its data frames even when it
-// fails, so the stream stays in step.
+// apply runs one operation other than a write (see batch.go).
 func (s *server) apply(op *Op) (int64, error) {
 	fsys, full := s.root.FS, s.full(op.Path)
 	switch op.Kind {
-	case OpWrite:
-		return s.write(op, full)
 	case OpMkdir:
 		if err := fsys.MkdirAll(full, rootfs.FileMode(op.Mode), s.root.Owner); err != nil {
 			return 0, err
 		}
 		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
 	case OpDelete:
-		s.dirs = nil
+		s.forgetDirs()
 		return 0, fsys.RemoveAll(full)
 	case OpRename:
-		s.dirs = nil
+		s.forgetDirs()
 		to := s.full(op.To)
 		if err := fsys.MkdirAll(path.Dir(to), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
 		return 0, fsys.Rename(full, to)
 	case OpSymlink:
-		s.dirs = nil
+		s.forgetDirs()
 		if err := fsys.MkdirAll(path.Dir(full), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
@@ -401,80 +355,6 @@ func (s *server) apply(op *Op) (int64, error) {
 		return 0, fsys.Chtimes(full, time.Unix(0, op.MTime))
 	}
 	return 0, protoErrf("unknown operation %s", op.Kind)
-}
-
-func (s *server) write(op *Op, full string) (int64, error) {
-	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true}
-	if op.MTime != 0 {
-		opts.ModTime = time.Unix(0, op.MTime)
-	}
-	dir := path.Dir(full)
-	if s.dirs[dir] {
-		opts.Parents = false
-	}
-	pf, werr := s.root.FS.Create(full, opts)
-	if werr != nil && !opts.Parents {
-		// The directory went away behind our back (the app removed it).
-		delete(s.dirs, dir)
-		opts.Parents = true
-		pf, werr = s.root.FS.Create(full, opts)
-	}
-	if werr == nil {
-		if s.dirs == nil {
-			s.dirs = map[string]bool{}
-		}
-		s.dirs[dir] = true
-	}
-	abort := func() {
-		if pf != nil {
-			pf.Abort()
-			pf = nil
-		}
-	}
-	defer abort()
-	for {
-		t, payload, err := s.fr.next()
-		if err != nil {
-			return 0, err
-		}
-		switch t {
-		case MsgData, MsgDataZstd:
-			data := payload
-			if t == MsgDataZstd {
-				if data, err = s.decompress(payload); err != nil {
-					return 0, err
-				}
-			} else if len(data) > ChunkSize {
-				return 0, protoErrf("data chunk of %d bytes exceeds %d", len(data), ChunkSize)
-			}
-			if werr == nil {
-				if _, err := pf.Write(data); err != nil {
-					werr = err
-					abort()
-				}
-			}
-		case MsgFileEnd:
-			var end FileEnd
-			if err := decodeMsg(&end, payload); err != nil {
-				return 0, err
-			}
-			if werr != nil {
-				return 0, werr
-			}
-			if end.Abort != "" {
-				return 0, fmt.Errorf("the client could not read the file: %s", end.Abort)
-			}
-			if end.Size != pf.Size() {
-				return 0, protoErrf("write %q: file end announces %d bytes, %d received", op.Path, end.Size, pf.Size())
-			}
-			n := pf.Size()
-			err := pf.Commit()
-			pf = nil
-			return n, err
-		default:
-			return 0, protoErrf("unexpected %s message inside the content of %q", t, op.Path)
-		}
-	}
 }
 
 func (s *server) decompress(payload []byte) ([]byte, error) {

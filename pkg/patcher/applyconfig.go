@@ -60,13 +60,16 @@ func (s AgentSpec) Args() []string {
 	return []string{"--target-container=" + s.Target, "--key-dir=" + KeyMountPath}
 }
 
-// The agent's resources: small, and bounded so that it cannot starve the app.
-// The CPU limit is one CPU: devsync's writes into the app's filesystem are
-// kernel work (inode allocation) charged to the agent's cgroup, and at 500m
-// an initial sync of 10,000 files took twice as long (docs/benchmarks.md).
+// The agent's resources: a small request, and limits so that a runaway agent
+// cannot take the node. Under contention the CPU is shared by requests, so
+// the app (whatever it requests) comes before the agent's 10m. The CPU limit
+// is two CPUs: devsync writes several files at once, and creating files is
+// kernel work (inode and directory entry allocation) charged to the agent's
+// cgroup; at 500m an initial sync of 10,000 files took twice as long as at
+// one CPU, and several writers need more than one (docs/benchmarks.md).
 var (
 	agentRequests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
-	agentLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+	agentLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("256Mi")}
 )
 
 // AgentSecurityContext is the agent's security context in a mode:

@@ -55,7 +55,7 @@ spec:
           timeoutSeconds: 2
         resources:
           limits:
-            cpu: "1"
+            cpu: "2"
             memory: 256Mi
           requests:
             cpu: 10m

@@ -1,0 +1,316 @@
+//go:build linux
+
+package filesync
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+)
+
+// DefaultWriters is how many files the agent writes at once within a batch.
+// Creating many small files is bound by the kernel (ext4 inode and directory
+// entry allocation), not by the stream: with several files in flight that
+// work uses more than one CPU while the session goroutine keeps reading the
+// stream. Operations other than writes (mkdir, delete, rename, symlink,
+// chmod, chtimes) wait for every write before them, and a second write to a
+// path (or a path below or above it) waits for the first, so a batch has the effect of applying its
+// operations in order.
+const DefaultWriters = 4
+
+// writeChunks is how many chunks a writer may have queued: with ChunkSize
+// chunks, a batch holds at most writers*(writeChunks+1) chunks in memory
+// (5 MiB with the defaults), whatever the size of the files.
+const writeChunks = 4
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
+// writeJob is one file being written by a writer goroutine. The session
+// goroutine reads its content frames and hands them over on chunks; the
+// last item carries the FileEnd (end != nil), or the channel is closed
+// without one when the session fails.
+type writeJob struct {
+	index  int
+	op     Op
+	chunks chan chunk
+}
+
+type chunk struct {
+	buf *[]byte
+	n   int
+	end *FileEnd
+}
+
+// batchRun applies one batch: writes run on writer goroutines, everything
+// else on the session goroutine once the writes before it are done.
+type batchRun struct {
+	s    *server
+	jobs chan *writeJob
+
+	inflight sync.WaitGroup // writes handed over and not finished
+	workers  sync.WaitGroup
+
+	mu      sync.Mutex
+	busy    map[string]bool // paths of writes in flight (at most writers)
+	applied int
+	bytes   int64
+	failed  int
+	errs    []ItemError
+	fatal   error // a protocol violation found while writing
+}
+
+func (s *server) batch(b Begin) (err error) {
+	n := s.root.Writers
+	if n <= 0 {
+		n = DefaultWriters
+	}
+	r := &batchRun{s: s, jobs: make(chan *writeJob), busy: map[string]bool{}}
+	for range n {
+		r.workers.Add(1)
+		go r.work()
+	}
+	var cur *writeJob // the write whose content is being read
+	defer func() {
+		if cur != nil {
+			close(cur.chunks) // the writer aborts the file
+		}
+		close(r.jobs)
+		r.workers.Wait()
+	}()
+	for index := 0; ; index++ {
+		t, payload, err := s.fr.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgCommit:
+			var c Commit
+			if err := decodeMsg(&c, payload); err != nil {
+				return err
+			}
+			if c.ID != b.ID {
+				return protoErrf("commit of batch %d inside batch %d", c.ID, b.ID)
+			}
+			r.inflight.Wait()
+			if r.fatal != nil {
+				return r.fatal
+			}
+			return s.fw.write(r.result(b.ID))
+		case MsgOp:
+		default:
+			return protoErrf("unexpected %s message inside a batch", t)
+		}
+		var op Op
+		if err := decodeMsg(&op, payload); err != nil {
+			return err
+		}
+		if err := op.validate(); err != nil {
+			return err
+		}
+		if op.Kind != OpWrite {
+			r.inflight.Wait()
+			if r.fatal != nil {
+				return r.fatal
+			}
+			n, err := s.apply(&op)
+			r.done(index, &op, n, err)
+			continue
+		}
+		if r.conflicts(op.Path) {
+			r.inflight.Wait()
+		}
+		cur = &writeJob{index: index, op: op, chunks: make(chan chunk, writeChunks)}
+		r.mu.Lock()
+		r.busy[op.Path] = true
+		r.mu.Unlock()
+		r.inflight.Add(1)
+		r.jobs <- cur
+		if err := s.readContent(cur); err != nil {
+			return err
+		}
+		cur = nil
+	}
+}
+
+// conflicts reports whether a write of p must wait for the writes in
+// flight: one of them is p itself, a directory on p's way, or below p.
+func (r *batchRun) conflicts(p string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for q := range r.busy {
+		if q == p || strings.HasPrefix(p, q+"/") || strings.HasPrefix(q, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// readContent reads the data frames of one file up to its FileEnd and
+// passes them to the file's writer. It validates them: chunk sizes, the
+// compression feature, and the announced size against what arrived.
+func (s *server) readContent(j *writeJob) error {
+	var received int64
+	for {
+		t, payload, err := s.fr.next()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case MsgData, MsgDataZstd:
+			data := payload
+			if t == MsgDataZstd {
+				if data, err = s.decompress(payload); err != nil {
+					return err
+				}
+			} else if len(data) > ChunkSize {
+				return protoErrf("data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+			}
+			received += int64(len(data))
+			buf := chunkPool.Get().(*[]byte)
+			j.chunks <- chunk{buf: buf, n: copy(*buf, data)}
+		case MsgFileEnd:
+			var end FileEnd
+			if err := decodeMsg(&end, payload); err != nil {
+				return err
+			}
+			if end.Abort == "" && end.Size != received {
+				return protoErrf("write %q: file end announces %d bytes, %d received", j.op.Path, end.Size, received)
+			}
+			j.chunks <- chunk{end: &end}
+			close(j.chunks)
+			return nil
+		default:
+			return protoErrf("unexpected %s message inside the content of %q", t, j.op.Path)
+		}
+	}
+}
+
+func (r *batchRun) work() {
+	defer r.workers.Done()
+	for j := range r.jobs {
+		n, err := r.s.writeFile(j)
+		r.mu.Lock()
+		delete(r.busy, j.op.Path)
+		r.mu.Unlock()
+		r.done(j.index, &j.op, n, err)
+		r.inflight.Done()
+	}
+}
+
+// done records the outcome of the operation at index.
+func (r *batchRun) done(index int, op *Op, n int64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.applied++
+		r.bytes += n
+		return
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		if r.fatal == nil {
+			r.fatal = err
+		}
+		return
+	}
+	r.failed++
+	if len(r.errs) < maxResultErrors-1 {
+		r.errs = append(r.errs, itemError(index, op, err))
+	}
+}
+
+func (r *batchRun) result(id uint64) *Result {
+	res := &Result{ID: id, Applied: r.applied, Bytes: r.bytes, Errors: r.errs}
+	slices.SortFunc(res.Errors, func(a, b ItemError) int { return a.Index - b.Index })
+	if r.failed > len(res.Errors) {
+		res.Errors = append(res.Errors, ItemError{Index: -1, Message: fmt.Sprintf("%d more errors", r.failed-len(res.Errors))})
+	}
+	return res
+}
+
+// writeFile writes one file from its job's chunks, atomically (a temporary
+// file renamed into place). It consumes every chunk even when the write
+// fails, so the session goroutine never blocks on a failed file.
+func (s *server) writeFile(j *writeJob) (int64, error) {
+	op := &j.op
+	pf, werr := s.create(op)
+	defer func() {
+		if pf != nil {
+			pf.Abort()
+		}
+	}()
+	for c := range j.chunks {
+		if c.end != nil {
+			if werr != nil {
+				return 0, werr
+			}
+			if c.end.Abort != "" {
+				return 0, fmt.Errorf("the client could not read the file: %s", c.end.Abort)
+			}
+			n := pf.Size()
+			err := pf.Commit()
+			pf = nil
+			return n, err
+		}
+		if werr == nil {
+			if _, err := pf.Write((*c.buf)[:c.n]); err != nil {
+				werr = err
+				pf.Abort()
+				pf = nil
+			}
+		}
+		chunkPool.Put(c.buf)
+	}
+	// The session ended in the middle of the file.
+	return 0, errors.New("the session ended before the file's content did")
+}
+
+// create starts the temporary file for op, creating its parent directories
+// unless this session has already seen them.
+func (s *server) create(op *Op) (*rootfs.PendingFile, error) {
+	full := s.full(op.Path)
+	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true}
+	if op.MTime != 0 {
+		opts.ModTime = time.Unix(0, op.MTime)
+	}
+	dir := path.Dir(full)
+	s.dirsMu.Lock()
+	known := s.dirs[dir]
+	s.dirsMu.Unlock()
+	if known {
+		opts.Parents = false
+	}
+	pf, err := s.root.FS.Create(full, opts)
+	if err != nil && !opts.Parents {
+		// The directory went away behind our back (the app removed it).
+		s.dirsMu.Lock()
+		delete(s.dirs, dir)
+		s.dirsMu.Unlock()
+		opts.Parents = true
+		pf, err = s.root.FS.Create(full, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.dirsMu.Lock()
+	if s.dirs == nil {
+		s.dirs = map[string]bool{}
+	}
+	s.dirs[dir] = true
+	s.dirsMu.Unlock()
+	return pf, nil
+}
+
+// forgetDirs drops the directories this session knows: after a delete, a
+// rename or a symlink, any of them may be gone or replaced.
+func (s *server) forgetDirs() {
+	s.dirsMu.Lock()
+	s.dirs = nil
+	s.dirsMu.Unlock()
+}

@@ -1,0 +1,100 @@
+//go:build linux
+
+package filesync
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func content(s string) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
+}
+
+// TestBatchOrderWithConcurrentWriters checks that a batch whose writes run
+// on several goroutines has the effect of its operations applied in order:
+// a rename, a delete or a second write of the same path sees every write
+// before it, and per-operation errors keep their indexes.
+func TestBatchOrderWithConcurrentWriters(t *testing.T) {
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, ClientOptions{})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3*ChunkSize/16+7) // several chunks
+	var ops []Op
+	for i := range 200 {
+		ops = append(ops, Op{Kind: OpWrite, Path: fmt.Sprintf("d%d/f%03d", i%7, i), Mode: 0o644, Open: content(fmt.Sprint("file ", i))})
+	}
+	bigOpen := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }
+	// Each operation after a multi-chunk write depends on it: the write is
+	// still in flight on its writer when the next operation arrives.
+	ops = append(ops,
+		Op{Kind: OpWrite, Path: "twice", Mode: 0o644, Open: bigOpen},
+		Op{Kind: OpWrite, Path: "twice", Mode: 0o644, Open: content("second")},
+		Op{Kind: OpWrite, Path: "d0/big", Mode: 0o600, Open: bigOpen},
+		Op{Kind: OpRename, Path: "d0/big", To: "moved/big"},
+		Op{Kind: OpWrite, Path: "d1/big", Mode: 0o600, Open: bigOpen},
+		Op{Kind: OpDelete, Path: "d1"},
+		Op{Kind: OpWrite, Path: "d1/again", Mode: 0o644, Open: content("after the delete")},
+		Op{Kind: OpWrite, Path: "big", Mode: 0o600, Open: bigOpen},
+		Op{Kind: OpWrite, Path: "big/x", Mode: 0o644, Open: content("a file is in the way")},
+		Op{Kind: OpWrite, Path: "last", Mode: 0o644, Open: content("last")},
+	)
+	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) != 1 || res.Errors[0].Index != len(ops)-2 || res.Errors[0].Path != "big/x" {
+		t.Fatalf("errors %+v, want one for big/x at index %d", res.Errors, len(ops)-2)
+	}
+	if res.Applied != len(ops)-1 {
+		t.Errorf("applied %d of %d", res.Applied, len(ops))
+	}
+	app := filepath.Join(appRoot, "app")
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(app, p))
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	}
+	if got := read("twice"); got != "second" {
+		t.Errorf("twice = %q, want the second write", got)
+	}
+	if got := read("moved/big"); got != string(big) {
+		t.Errorf("moved/big: %d bytes, want %d", len(got), len(big))
+	}
+	if _, err := os.Stat(filepath.Join(app, "d0/big")); !os.IsNotExist(err) {
+		t.Errorf("d0/big still there after the rename: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(app, "d1"))
+	if len(entries) != 1 || entries[0].Name() != "again" || read("d1/again") != "after the delete" {
+		t.Errorf("d1 holds %v, want only the file written after the delete", entries)
+	}
+	if got := read("big"); got != string(big) {
+		t.Errorf("big: %d bytes, want %d", len(got), len(big))
+	}
+	for i := 0; i < 200; i++ {
+		if i%7 == 1 {
+			continue
+		}
+		if got, want := read(fmt.Sprintf("d%d/f%03d", i%7, i)), fmt.Sprint("file ", i); got != want {
+			t.Errorf("d%d/f%03d = %q", i%7, i, got)
+		}
+	}
+	if read("last") != "last" {
+		t.Error("the write after a failed one was lost")
+	}
+	// No temporary file is left behind.
+	filepath.WalkDir(app, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".devsync") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+}
