@@ -52,7 +52,18 @@ type Env struct {
 
 // Setup finds or starts the cluster and pushes the images. It is called once
 // from TestMain; its output goes to stderr.
-func Setup(ctx context.Context) (*Env, error) {
+func Setup(ctx context.Context) (*Env, error) { return SetupWith(ctx, Options{}) }
+
+// Options change what Setup does.
+type Options struct {
+	// KeepImages skips building and pushing the test images: the ones
+	// already in the registry are used (a benchmark against a running
+	// cluster whose agent image must not change under it).
+	KeepImages bool
+}
+
+// SetupWith is Setup with options.
+func SetupWith(ctx context.Context, opts Options) (*Env, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -77,8 +88,10 @@ func Setup(ctx context.Context) (*Env, error) {
 	} else if e.Kubectl, err = exec.LookPath("kubectl"); err != nil {
 		return nil, fmt.Errorf("KUBECONFIG is set but kubectl is not on PATH: %w", err)
 	}
-	if err := e.kdev(ctx, "images", "build", "--version", e.Version); err != nil {
-		return nil, fmt.Errorf("building and pushing the test images: %w", err)
+	if !opts.KeepImages {
+		if err := e.kdev(ctx, "images", "build", "--version", e.Version); err != nil {
+			return nil, fmt.Errorf("building and pushing the test images: %w", err)
+		}
 	}
 	// The plugins are found the way a user's kubectl finds them: on PATH.
 	os.Setenv("KUBECONFIG", e.Kubeconfig)
