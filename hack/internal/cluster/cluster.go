@@ -29,7 +29,7 @@ import (
 
 // Packages are the Debian packages the test bed needs.
 var Packages = []string{"containerd", "runc", "containernetworking-plugins", "iptables", "conntrack",
-	"socat", "busybox-static", "debootstrap", "openssh-client", "rsync", "iproute2"}
+	"socat", "busybox-static", "debootstrap", "openssh-client", "rsync", "iproute2", "e2fsprogs", "mount"}
 
 const sysPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -157,6 +157,9 @@ func (c Config) writeConfigs() (map[string]bool, error) {
 		if k.comp != "" {
 			changed[k.comp] = changed[k.comp] || ch
 		}
+	}
+	if err := c.ensureNodeDisk(); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{c.EtcdDataDir(), c.KubeletRoot(), c.PodLogsDir(), c.CNIDataDir(), c.ContainerdRoot(), c.RunDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

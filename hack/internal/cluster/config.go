@@ -73,7 +73,7 @@ func (c Config) Bin(name string) string  { return filepath.Join(c.BinDir(), name
 func (c Config) PKI() PKI                { return PKI{Dir: filepath.Join(c.StateDir, "pki")} }
 func (c Config) ConfDir() string         { return filepath.Join(c.StateDir, "config") }
 func (c Config) Conf(name string) string { return filepath.Join(c.ConfDir(), name) }
-func (c Config) ContainerdRoot() string  { return filepath.Join(c.StateDir, "containerd") }
+func (c Config) ContainerdRoot() string  { return filepath.Join(c.NodeDir(), "containerd") }
 func (c Config) ContainerdState() string { return filepath.Join(c.RunDir, "containerd") }
 func (c Config) ContainerdSocket() string {
 	return filepath.Join(c.ContainerdState(), "containerd.sock")
@@ -82,7 +82,7 @@ func (c Config) RuncRoot() string           { return filepath.Join(c.RunDir, "ru
 func (c Config) CNIConfDir() string         { return filepath.Join(c.StateDir, "cni", "net.d") }
 func (c Config) CNIDataDir() string         { return filepath.Join(c.StateDir, "cni", "networks") }
 func (c Config) EtcdDataDir() string        { return filepath.Join(c.StateDir, "etcd") }
-func (c Config) KubeletRoot() string        { return filepath.Join(c.StateDir, "kubelet") }
+func (c Config) KubeletRoot() string        { return filepath.Join(c.NodeDir(), "kubelet") }
 func (c Config) PodLogsDir() string         { return filepath.Join(c.StateDir, "pod-logs") }
 func (c Config) LogFile(name string) string { return filepath.Join(c.LogDir, name+".log") }
 func (c Config) PidFile(name string) string { return filepath.Join(c.PidDir, name+".pid") }

@@ -93,6 +93,13 @@ func leftovers(t *testing.T) []string {
 	if _, err := os.Stat("/sys/class/net/kdev0"); err == nil {
 		left = append(left, "network link kdev0")
 	}
+	// A loop device still attached to the node disk's image (deleted or not).
+	backing, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, b := range backing {
+		if f, err := os.ReadFile(b); err == nil && mentionsOurs(string(f)) {
+			left = append(left, "loop device "+strings.Split(b, "/")[3]+": "+strings.TrimSpace(string(f)))
+		}
+	}
 	return left
 }
 
