@@ -15,7 +15,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +58,8 @@ type Root struct {
 	pid    int
 	owner  Owner
 	hasAt2 bool
+	// noTmpfile is set once O_TMPFILE failed as unsupported here.
+	noTmpfile atomic.Bool
 }
 
 // OpenDir opens dir as a root. It is meant for tests and for tools that run
@@ -593,12 +597,19 @@ type WriteOptions struct {
 	Parents bool
 }
 
-// PendingFile is a file being written under a temporary name next to its
-// target; Commit renames it into place atomically, Abort removes it.
+// PendingFile is a file being written that appears at its name only when
+// complete: Commit links it into place atomically, Abort discards it.
+//
+// Where the filesystem supports it, the content goes to an unnamed file
+// (O_TMPFILE) in the target's directory, which Commit links to the target's
+// name; a directory entry is made once, and no temporary name is ever
+// visible. When the name is taken (the file is replaced) or O_TMPFILE is not
+// supported, the file gets a temporary name (TempPrefix) that Commit renames
+// over the target.
 type PendingFile struct {
 	name  string
 	dirfd int
-	tmp   string
+	tmp   string // the temporary name; empty while the file is unnamed
 	base  string
 	f     *os.File
 	opts  WriteOptions
@@ -606,8 +617,9 @@ type PendingFile struct {
 	done  bool
 }
 
-// Create starts writing name atomically: content goes to a temporary file
-// created O_EXCL|O_NOFOLLOW in the target's directory.
+// Create starts writing name atomically (see PendingFile). The file is
+// created O_EXCL|O_NOFOLLOW (a temporary name) or unnamed (O_TMPFILE) in the
+// target's directory, which is resolved inside the root.
 func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	if opts.Parents {
 		dir := path.Dir(Clean(name))
@@ -619,21 +631,34 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tmp string
-	var fd int
-	for i := 0; ; i++ {
-		tmp = tempName(base)
-		fd, err = unix.Openat(pfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err == unix.EEXIST && i < 8 {
-			continue
+	if !r.noTmpfile.Load() {
+		// "." relative to the O_PATH descriptor: the directory itself.
+		fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return &PendingFile{name: name, dirfd: pfd, base: base, f: os.NewFile(uintptr(fd), name), opts: opts}, nil
 		}
-		break
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			r.noTmpfile.Store(true) // this filesystem (or kernel) has no O_TMPFILE
+		}
 	}
+	fd, tmp, err := createTemp(pfd, base)
 	if err != nil {
 		unix.Close(pfd)
 		return nil, pathErr("create", name, err)
 	}
 	return &PendingFile{name: name, dirfd: pfd, tmp: tmp, base: base, f: os.NewFile(uintptr(fd), tmp), opts: opts}, nil
+}
+
+// createTemp creates a new file with a temporary name for base in dirfd.
+func createTemp(dirfd int, base string) (int, string, error) {
+	for i := 0; ; i++ {
+		tmp := tempName(base)
+		fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EEXIST && i < 8 {
+			continue
+		}
+		return fd, tmp, err
+	}
 }
 
 func tempName(base string) string {
@@ -658,66 +683,100 @@ func (p *PendingFile) Write(b []byte) (int, error) {
 // Size is the number of bytes written so far.
 func (p *PendingFile) Size() int64 { return p.n }
 
-// Commit sets owner, mode and mtime, optionally fsyncs, and renames the file
-// over its target (replacing a file or a symlink named like it, never
-// following it).
+// Commit sets owner, mode and mtime, optionally fsyncs, and puts the file at
+// its name atomically, replacing a file or a symlink of that name, never
+// following it.
 func (p *PendingFile) Commit() error {
 	if p.done {
 		return pathErr("commit", p.name, os.ErrClosed)
 	}
 	p.done = true
+	defer unix.Close(p.dirfd)
 	fd := int(p.f.Fd())
-	var err error
-	if p.opts.Owner.UID >= 0 || p.opts.Owner.GID >= 0 {
-		err = unix.Fchown(fd, p.opts.Owner.UID, p.opts.Owner.GID)
-		if err != nil {
-			err = pathErr("chown", p.name, err)
+	err := p.finish(fd)
+	if err == nil && p.tmp == "" {
+		// Link the unnamed file through its descriptor's magic link in our
+		// own /proc (linkat AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), p.dirfd, p.base, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, unix.EEXIST) {
+			// The name is taken: link under a temporary name, rename below.
+			err = nil
+			for i := 0; ; i++ {
+				p.tmp = tempName(p.base)
+				e := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), p.dirfd, p.tmp, unix.AT_SYMLINK_FOLLOW)
+				if e == unix.EEXIST && i < 8 {
+					continue
+				}
+				if e != nil {
+					err, p.tmp = pathErr("link", p.name, e), ""
+				}
+				break
+			}
+			if err == nil {
+				err = p.rename()
+			}
+		} else if err != nil {
+			err = pathErr("link", p.name, err)
 		}
-	}
-	if err == nil {
-		mode := p.opts.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if e := unix.Fchmod(fd, unixMode(mode)); e != nil { // after chown, which clears set-id bits
-			err = pathErr("chmod", p.name, e)
-		}
-	}
-	if err == nil && p.opts.Sync {
-		if e := p.f.Sync(); e != nil {
-			err = pathErr("fsync", p.name, e)
-		}
+	} else if err == nil {
+		err = p.rename()
 	}
 	if e := p.f.Close(); e != nil && err == nil {
 		err = pathErr("close", p.name, e)
 	}
-	if err == nil && !p.opts.ModTime.IsZero() {
-		if e := utimes(p.dirfd, p.tmp, p.opts.ModTime); e != nil {
-			err = pathErr("chtimes", p.name, e)
-		}
-	}
-	if err == nil {
-		if e := unix.Renameat(p.dirfd, p.tmp, p.dirfd, p.base); e != nil {
-			err = pathErr("rename", p.name, e)
-		}
-	}
-	if err != nil {
+	if err != nil && p.tmp != "" {
 		unix.Unlinkat(p.dirfd, p.tmp, 0)
 	}
-	unix.Close(p.dirfd)
 	return err
 }
 
-// Abort discards the temporary file. It is a no-op after Commit.
+// finish sets owner, mode and mtime through the descriptor, and fsyncs.
+func (p *PendingFile) finish(fd int) error {
+	if p.opts.Owner.UID >= 0 || p.opts.Owner.GID >= 0 {
+		if err := unix.Fchown(fd, p.opts.Owner.UID, p.opts.Owner.GID); err != nil {
+			return pathErr("chown", p.name, err)
+		}
+	}
+	mode := p.opts.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := unix.Fchmod(fd, unixMode(mode)); err != nil { // after chown, which clears set-id bits
+		return pathErr("chmod", p.name, err)
+	}
+	if p.opts.Sync {
+		if err := p.f.Sync(); err != nil {
+			return pathErr("fsync", p.name, err)
+		}
+	}
+	if !p.opts.ModTime.IsZero() {
+		if err := futimes(fd, p.opts.ModTime); err != nil {
+			return pathErr("chtimes", p.name, err)
+		}
+	}
+	return nil
+}
+
+func (p *PendingFile) rename() error {
+	if err := unix.Renameat(p.dirfd, p.tmp, p.dirfd, p.base); err != nil {
+		return pathErr("rename", p.name, err)
+	}
+	p.tmp = ""
+	return nil
+}
+
+// Abort discards the file. It is a no-op after Commit.
 func (p *PendingFile) Abort() error {
 	if p.done {
 		return nil
 	}
 	p.done = true
 	p.f.Close()
-	err := unix.Unlinkat(p.dirfd, p.tmp, 0)
-	unix.Close(p.dirfd)
-	if err != nil {
+	defer unix.Close(p.dirfd)
+	if p.tmp == "" {
+		return nil // unnamed: closing freed it
+	}
+	if err := unix.Unlinkat(p.dirfd, p.tmp, 0); err != nil {
 		return pathErr("remove", p.tmp, err)
 	}
 	return nil
@@ -900,6 +959,16 @@ func (r *Root) Lchown(name string, owner Owner) error {
 // symlink); the access time is left alone.
 func (r *Root) Chtimes(name string, mtime time.Time) error {
 	return r.atParent("chtimes", name, func(pfd int, base string) error { return utimes(pfd, base, mtime) })
+}
+
+// futimes sets the modification time of the file open as fd (futimens).
+func futimes(fd int, mtime time.Time) error {
+	ts := [2]unix.Timespec{{Sec: 0, Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 func utimes(dirfd int, base string, mtime time.Time) error {

@@ -5,6 +5,7 @@ package rootfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -293,5 +294,59 @@ func TestClean(t *testing.T) {
 		if got := Clean(in); got != want {
 			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestPendingFileAppearsWhole checks both ways a file is written: unnamed
+// (O_TMPFILE, linked at Commit) and under a temporary name (renamed at
+// Commit): the name shows nothing until Commit, then the whole file, and a
+// replaced file is swapped in one step.
+func TestPendingFileAppearsWhole(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("temporary-name=%v", named), func(t *testing.T) {
+			dir, r := hostileRoot(t)
+			r.noTmpfile.Store(named)
+			mt := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+			for _, content := range []string{"first", "second, replacing the first"} {
+				p, err := r.Create("app/f", WriteOptions{Mode: 0o640, ModTime: mt, Owner: Owner{-1, -1}})
+				must(t, err)
+				if _, err := p.Write([]byte(content)); err != nil {
+					t.Fatal(err)
+				}
+				if b, err := os.ReadFile(filepath.Join(dir, "app", "f")); err == nil && string(b) == content {
+					t.Fatalf("the content is visible before Commit")
+				}
+				entries, _ := os.ReadDir(filepath.Join(dir, "app"))
+				temps := 0
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), TempPrefix) {
+						temps++
+					}
+				}
+				want := 0 // unnamed: no directory entry until Commit
+				if r.noTmpfile.Load() {
+					want = 1
+				}
+				if temps != want {
+					t.Errorf("%d temporary names while writing, want %d", temps, want)
+				}
+				must(t, p.Commit())
+				st, err := os.Stat(filepath.Join(dir, "app", "f"))
+				must(t, err)
+				b, _ := os.ReadFile(filepath.Join(dir, "app", "f"))
+				if string(b) != content || st.Mode().Perm() != 0o640 || !st.ModTime().Equal(mt) {
+					t.Errorf("after Commit: %q, %v, %v", b, st.Mode(), st.ModTime())
+				}
+			}
+			entries, _ := os.ReadDir(filepath.Join(dir, "app"))
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), TempPrefix) {
+					t.Errorf("left behind: %s", e.Name())
+				}
+			}
+			if !named && r.noTmpfile.Load() {
+				t.Log("this filesystem has no O_TMPFILE: both runs used temporary names")
+			}
+		})
 	}
 }
