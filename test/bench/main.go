@@ -292,6 +292,30 @@ func watching(stderr string) bool {
 	return false
 }
 
+// editAndWait writes content to name in the local tree and polls the
+// agent's hash of it every poll until it matches: the time from the write
+// until the new content is readable in the app container.
+func editAndWait(ctx context.Context, probe *filesync.Client, local, name string, content []byte, within, poll time.Duration) (time.Duration, error) {
+	want := sha256.Sum256(content)
+	start := time.Now()
+	if err := os.WriteFile(filepath.Join(local, name), content, 0o644); err != nil {
+		return 0, err
+	}
+	for {
+		hs, err := probe.Hash(ctx, []string{name})
+		if err != nil {
+			return 0, err
+		}
+		if hs[name] == want {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > within {
+			return 0, fmt.Errorf("the edit of %s is not visible in the pod after %s", name, within)
+		}
+		time.Sleep(poll)
+	}
+}
+
 func (b *bench) latency(ctx context.Context, res *results) error {
 	local, err := os.MkdirTemp("", "bench-latency-")
 	if err != nil {
@@ -319,26 +343,12 @@ func (b *bench) latency(ctx context.Context, res *results) error {
 	var lat []time.Duration
 	for i := range *edits {
 		content := []byte(fmt.Sprintf("x = %d  # edit %d\n", i, i))
-		want := sha256.Sum256(content)
 		name := fmt.Sprintf("src/f%02d.py", i%20)
-		start := time.Now()
-		if err := os.WriteFile(filepath.Join(local, name), content, 0o644); err != nil {
-			return err
+		d, err := editAndWait(ctx, probe, local, name, content, 30*time.Second, time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("edit %d: %w", i, err)
 		}
-		for {
-			hs, err := probe.Hash(ctx, []string{name})
-			if err != nil {
-				return err
-			}
-			if hs[name] == want {
-				break
-			}
-			if time.Since(start) > 30*time.Second {
-				return fmt.Errorf("edit %d of %s not visible after 30 s", i, name)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		lat = append(lat, time.Since(start))
+		lat = append(lat, d)
 		time.Sleep(50 * time.Millisecond) // separate edits, as a person's saves are
 	}
 	res.latency = lat
@@ -879,25 +889,9 @@ func (b *bench) watchMem(ctx context.Context, pod *corev1.Pod, res *results) err
 	defer closeProbe()
 	name := fmt.Sprintf("d%04d/f%03d.txt", dirs/2, 50)
 	content := []byte("edited while watching\n")
-	want := sha256.Sum256(content)
-	start = time.Now()
-	if err := os.WriteFile(filepath.Join(local, name), content, 0o644); err != nil {
-		return err
+	if res.watchEdit, err = editAndWait(ctx, probe, local, name, content, time.Minute, 5*time.Millisecond); err != nil {
+		return fmt.Errorf("%w: %s", err, p.stderr.String())
 	}
-	for {
-		hs, err := probe.Hash(ctx, []string{name})
-		if err != nil {
-			return err
-		}
-		if hs[name] == want {
-			break
-		}
-		if time.Since(start) > time.Minute {
-			return fmt.Errorf("the edit of %s is not in the pod after a minute: %s", name, p.stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	res.watchEdit = time.Since(start)
 	after, err := procStatus(pid)
 	if err != nil {
 		return err
