@@ -39,11 +39,16 @@ type writeJob struct {
 	index  int
 	op     Op
 	chunks chan chunk
+	// laned: the content comes from the session's lanes (lanes.go), as
+	// chunks with offsets, in any order; seq is its LanedOp's.
+	laned bool
+	seq   uint64
 }
 
 type chunk struct {
 	buf *[]byte
 	n   int
+	off int64 // laned content: where the chunk goes in the file
 	end *FileEnd
 }
 
@@ -80,6 +85,9 @@ func (s *server) batch(b Begin) (err error) {
 		if cur != nil {
 			close(cur.chunks) // the writer aborts the file
 		}
+		if err != nil && s.lanes != nil {
+			s.lanes.close() // laned writers and lanes give up
+		}
 		close(r.jobs)
 		r.workers.Wait()
 	}()
@@ -103,6 +111,11 @@ func (s *server) batch(b Begin) (err error) {
 			}
 			return s.fw.write(r.result(b.ID))
 		case MsgOp:
+		case MsgLanedOp:
+			if err := s.lanedWrite(r, index, payload); err != nil {
+				return err
+			}
+			continue
 		default:
 			return protoErrf("unexpected %s message inside a batch", t)
 		}
@@ -135,6 +148,57 @@ func (s *server) batch(b Begin) (err error) {
 			return err
 		}
 		cur = nil
+	}
+}
+
+// lanedWrite starts a write whose content comes on the lanes: it registers
+// the file with the lanes, hands it to a writer, and passes on the FileEnd
+// that follows on the session's channel.
+func (s *server) lanedWrite(r *batchRun, index int, payload []byte) error {
+	var m LanedOp
+	if err := decodeMsg(&m, payload); err != nil {
+		return err
+	}
+	if s.lanes == nil {
+		return protoErrf("laned write without the lanes feature")
+	}
+	if m.Op.Kind != OpWrite {
+		return protoErrf("laned %s: only writes travel on lanes", m.Op.Kind)
+	}
+	if err := m.Op.validate(); err != nil {
+		return err
+	}
+	if r.conflicts(m.Op.Path) {
+		r.inflight.Wait()
+	}
+	j := &writeJob{index: index, op: m.Op, chunks: make(chan chunk, writeChunks), laned: true, seq: m.Seq}
+	if err := s.lanes.register(j); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.busy[m.Op.Path] = true
+	r.mu.Unlock()
+	r.inflight.Add(1)
+	r.jobs <- j
+	t, payload, err := s.fr.next()
+	if err != nil {
+		return err
+	}
+	if t != MsgFileEnd {
+		return protoErrf("expected the file end of laned write %q, got %s", m.Op.Path, t)
+	}
+	var end FileEnd
+	if err := decodeMsg(&end, payload); err != nil {
+		return err
+	}
+	if end.Size < 0 {
+		return protoErrf("write %q: negative size", m.Op.Path)
+	}
+	select {
+	case j.chunks <- chunk{end: &end}:
+		return nil
+	case <-s.lanes.done:
+		return errSessionEnded
 	}
 }
 
@@ -194,7 +258,13 @@ func (s *server) readContent(j *writeJob) error {
 func (r *batchRun) work() {
 	defer r.workers.Done()
 	for j := range r.jobs {
-		n, err := r.s.writeFile(j)
+		var n int64
+		var err error
+		if j.laned {
+			n, err = r.s.writeLaned(j)
+		} else {
+			n, err = r.s.writeFile(j)
+		}
 		r.mu.Lock()
 		delete(r.busy, j.op.Path)
 		r.mu.Unlock()

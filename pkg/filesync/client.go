@@ -25,6 +25,11 @@ type ClientOptions struct {
 	NoCompress bool
 	// Name identifies the client in the agent's log.
 	Name string
+	// Lanes is how many extra channels carry file content (see lanes.go);
+	// OpenLane opens one: another devsync subsystem channel on the same
+	// SSH connection. 0 or a nil OpenLane sends everything on rw.
+	Lanes    int
+	OpenLane func() (io.ReadWriteCloser, error)
 }
 
 // RemoteError is an error the agent reported before ending the session.
@@ -51,6 +56,9 @@ type Client struct {
 	broken  error
 	buf     []byte
 	zbuf    []byte
+	lanes   *laneSender // nil without lanes
+	laneErr error       // why lanes could not be opened
+	seq     uint64      // the last laned write's
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
@@ -62,6 +70,9 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	h := Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
 	if !opts.NoCompress {
 		h.Features = []string{FeatureZstd}
+	}
+	if opts.Lanes > 0 && opts.OpenLane != nil {
+		h.Features = append(h.Features, FeatureLanes)
 	}
 	if err := c.fw.write(&h); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
@@ -79,16 +90,44 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	if err := decodeMsg(&c.welcome, payload); err != nil {
 		return nil, fmt.Errorf("devsync handshake: %w", err)
 	}
+	lanes := false
 	for _, f := range c.welcome.Features {
-		if f == FeatureZstd {
+		switch f {
+		case FeatureZstd:
 			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(ChunkSize))
 			if err != nil {
 				return nil, err
 			}
 			c.enc = enc
+		case FeatureLanes:
+			lanes = true
 		}
 	}
+	if lanes {
+		t, payload, err := c.recv(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("devsync handshake: %w", err)
+		}
+		var tok LaneToken
+		if t != MsgLaneToken {
+			return nil, fmt.Errorf("devsync handshake: %w", protoErrf("expected lane-token, got %s", t))
+		}
+		if err := decodeMsg(&tok, payload); err != nil {
+			return nil, fmt.Errorf("devsync handshake: %w", err)
+		}
+		// Without lanes the session works as well, only slower.
+		c.lanes, c.laneErr = openLanes(ctx, tok, opts.Lanes, opts.OpenLane, c.enc != nil)
+	}
 	return c, nil
+}
+
+// Lanes reports how many lanes carry file content, and why none could be
+// opened when the session asked for some.
+func (c *Client) Lanes() (int, error) {
+	if c.lanes == nil {
+		return 0, c.laneErr
+	}
+	return len(c.lanes.conns), nil
 }
 
 // Welcome is the agent's answer to the handshake (destination, owner).
@@ -96,6 +135,9 @@ func (c *Client) Welcome() Welcome { return c.welcome }
 
 // Close ends the session by closing rw when it is an io.Closer.
 func (c *Client) Close() error {
+	if c.lanes != nil {
+		c.lanes.close()
+	}
 	if c.enc != nil {
 		c.enc.Close()
 	}
@@ -311,6 +353,9 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 	defer c.unlock(&err)
 	start := time.Now()
 	wire0 := c.fw.n
+	if c.lanes != nil {
+		wire0 += c.lanes.sent.Load() // counted below with the lanes' total
+	}
 	c.nextID++
 	id := c.nextID
 	res := &BatchResult{}
@@ -346,6 +391,21 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 			}
 		}
 		res.Ops = append(res.Ops, op)
+		if src != nil && c.lanes != nil {
+			c.seq++
+			err := c.fw.write(&LanedOp{Seq: c.seq, Op: op})
+			if err == nil {
+				err = c.sendLaned(ctx, src, c.seq, opts.Progress)
+			}
+			src.Close()
+			if err != nil {
+				return nil, c.writeErr(err)
+			}
+			if opts.Progress != nil {
+				opts.Progress.FileDone(op.Path)
+			}
+			continue
+		}
 		if err := c.fw.write(&op); err != nil {
 			if src != nil {
 				src.Close()
@@ -386,6 +446,9 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 	res.Applied, res.Bytes = r.Applied, r.Bytes
 	res.Errors = append(res.Errors, r.Errors...)
 	res.Wire = c.fw.n - wire0
+	if c.lanes != nil {
+		res.Wire += c.lanes.sent.Load()
+	}
 	res.Duration = time.Since(start)
 	return res, nil
 }

@@ -45,19 +45,29 @@ const (
 
 	// FeatureZstd: data chunks may be zstd-compressed.
 	FeatureZstd = "zstd"
+	// FeatureLanes: file content may travel on lanes, extra channels of
+	// the same SSH connection that the session's LaneToken attaches (see
+	// lanes.go).
+	FeatureLanes = "lanes"
+	// MaxLanes bounds the lanes of one session.
+	MaxLanes = 8
 )
 
 // MsgType is the type byte of a frame.
 type MsgType byte
 
 // Message types. The client (kubectl devsync) sends Hello, List, Hash,
-// Begin, Op, Data, DataZstd, FileEnd, Commit and Action; the agent sends
-// Welcome, Error, ListEntries, ListEnd, HashResult, HashEnd, Result and
-// ActionResult.
+// Begin, Op, LanedOp, Data, DataZstd, FileEnd, Commit and Action, and on a
+// lane LaneHello, LaneData and LaneDataZstd; the agent sends Welcome,
+// LaneToken, Error, ListEntries, ListEnd, HashResult, HashEnd, Result and
+// ActionResult, and on a lane LaneWelcome.
 const (
 	MsgHello        MsgType = 1
 	MsgWelcome      MsgType = 2
 	MsgError        MsgType = 3
+	MsgLaneToken    MsgType = 4
+	MsgLaneHello    MsgType = 5
+	MsgLaneWelcome  MsgType = 6
 	MsgList         MsgType = 10
 	MsgListEntries  MsgType = 11
 	MsgListEnd      MsgType = 12
@@ -71,8 +81,11 @@ const (
 	MsgFileEnd      MsgType = 24
 	MsgCommit       MsgType = 25
 	MsgResult       MsgType = 26
+	MsgLanedOp      MsgType = 27
 	MsgAction       MsgType = 30
 	MsgActionResult MsgType = 31
+	MsgLaneData     MsgType = 32
+	MsgLaneDataZstd MsgType = 33
 )
 
 var msgNames = map[MsgType]string{
@@ -81,6 +94,8 @@ var msgNames = map[MsgType]string{
 	MsgHashResult: "hash-result", MsgHashEnd: "hash-end", MsgBegin: "begin", MsgOp: "op",
 	MsgData: "data", MsgDataZstd: "data-zstd", MsgFileEnd: "file-end", MsgCommit: "commit",
 	MsgResult: "result", MsgAction: "action", MsgActionResult: "action-result",
+	MsgLaneToken: "lane-token", MsgLaneHello: "lane-hello", MsgLaneWelcome: "lane-welcome",
+	MsgLanedOp: "laned-op", MsgLaneData: "lane-data", MsgLaneDataZstd: "lane-data-zstd",
 }
 
 func (t MsgType) String() string {
@@ -173,6 +188,26 @@ func (fw *frameWriter) writeRaw(t MsgType, payload []byte) error {
 	}
 	_, err := fw.w.Write(payload)
 	fw.n += int64(len(payload)) + 5
+	return err
+}
+
+// writeParts writes one frame whose payload is a followed by b.
+func (fw *frameWriter) writeParts(t MsgType, a, b []byte) error {
+	n := len(a) + len(b)
+	if n+1 > MaxFrameSize {
+		return fmt.Errorf("devsync protocol: %s message of %d bytes exceeds the frame limit", t, n)
+	}
+	var hdr [5]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(n+1))
+	hdr[4] = byte(t)
+	if _, err := fw.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := fw.w.Write(a); err != nil {
+		return err
+	}
+	_, err := fw.w.Write(b)
+	fw.n += int64(n) + 5
 	return err
 }
 
@@ -570,6 +605,62 @@ func (m *Op) validate() error {
 		return protoErrf("%s %q: negative size", m.Kind, m.Path)
 	}
 	return nil
+}
+
+// LaneToken follows Welcome when both sides have FeatureLanes: Token
+// attaches up to Max lanes to this session (agent -> client).
+type LaneToken struct {
+	Token string
+	Max   int
+}
+
+func (*LaneToken) msgType() MsgType { return MsgLaneToken }
+func (m *LaneToken) encode(w *wbuf) { w.s(m.Token); w.u(uint64(m.Max)) }
+func (m *LaneToken) decode(r *rbuf) { m.Token = r.s(64); m.Max = int(r.u()) }
+
+// LaneHello is the first message on a lane (client -> agent); the agent
+// answers LaneWelcome, or Error for an unknown token.
+type LaneHello struct{ Token string }
+
+func (*LaneHello) msgType() MsgType { return MsgLaneHello }
+func (m *LaneHello) encode(w *wbuf) { w.s(m.Token) }
+func (m *LaneHello) decode(r *rbuf) { m.Token = r.s(64) }
+
+type laneWelcome struct{}
+
+func (*laneWelcome) msgType() MsgType { return MsgLaneWelcome }
+func (*laneWelcome) encode(*wbuf)     {}
+func (*laneWelcome) decode(*rbuf)     {}
+
+// LanedOp is a write whose content travels on the session's lanes as
+// LaneData frames tagged with Seq (strictly increasing within a session);
+// FileEnd follows it on the session's own channel.
+type LanedOp struct {
+	Seq uint64
+	Op  Op
+}
+
+func (*LanedOp) msgType() MsgType { return MsgLanedOp }
+func (m *LanedOp) encode(w *wbuf) { w.u(m.Seq); m.Op.encode(w) }
+func (m *LanedOp) decode(r *rbuf) { m.Seq = r.u(); m.Op.decode(r) }
+
+// laneDataHeader prefixes the content of a LaneData frame: the laned
+// write's Seq and the chunk's offset in the file.
+func appendLaneDataHeader(b []byte, seq uint64, off int64) []byte {
+	b = binary.AppendUvarint(b, seq)
+	return binary.AppendUvarint(b, uint64(off))
+}
+
+func parseLaneData(payload []byte) (seq uint64, off int64, data []byte, err error) {
+	seq, n := binary.Uvarint(payload)
+	if n <= 0 {
+		return 0, 0, nil, protoErrf("malformed lane data header")
+	}
+	o, m := binary.Uvarint(payload[n:])
+	if m <= 0 || o > 1<<50 {
+		return 0, 0, nil, protoErrf("malformed lane data offset")
+	}
+	return seq, int64(o), payload[n+m:], nil
 }
 
 // FileEnd ends the content of a write. Abort, when set, discards the file

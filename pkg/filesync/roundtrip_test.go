@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,6 +29,9 @@ import (
 // returns a client whose destination is /app.
 // testWriters is the agent's Writers in testSession (0: DefaultWriters).
 var testWriters int
+
+// testLanes, when set, makes testSession open that many lanes.
+var testLanes int
 
 func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	t.Helper()
@@ -45,12 +49,35 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	if opts.Dest == "" {
 		opts.Dest = "/app"
 	}
+	var lanes sync.WaitGroup
+	ours := testLanes > 0 && opts.Lanes == 0
+	if ours {
+		opts.Lanes = testLanes
+		opts.OpenLane = func() (io.ReadWriteCloser, error) {
+			la, lb := net.Pipe()
+			lanes.Add(1)
+			go func() {
+				defer lanes.Done()
+				if err := Serve(ctx, lb, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"}); err != nil {
+					t.Errorf("serve a lane: %v", err)
+				}
+				lb.Close()
+			}()
+			return la, nil
+		}
+	}
 	c, err := NewClient(ctx, a, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ours {
+		if n, err := c.Lanes(); n != opts.Lanes {
+			t.Fatalf("%d lanes open, want %d (%v)", n, opts.Lanes, err)
+		}
+	}
 	t.Cleanup(func() {
 		c.Close()
+		lanes.Wait()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
@@ -248,6 +275,7 @@ func encode(m message) []byte {
 
 func TestProtocolValidation(t *testing.T) {
 	hello := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true})
+	helloLanes := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true, Features: []string{FeatureLanes}})
 	begin := encode(&Begin{ID: 1})
 	tests := []struct {
 		name   string
@@ -269,6 +297,11 @@ func TestProtocolValidation(t *testing.T) {
 		{"trailing bytes", [][]byte{hello, append(encode(&ListReq{}), 1)}, ""},
 		{"hash of a parent path", [][]byte{hello, encode(&HashReq{Paths: []string{"../../etc/shadow"}})}, "climbs out"},
 		{"oversize chunk", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "f"}), rawFrame(MsgData, make([]byte, ChunkSize+1))}, "exceeds"},
+		{"unknown lane token", [][]byte{encode(&LaneHello{Token: "0123456789abcdef0123456789abcdef"})}, "lane token"},
+		{"laned write without lanes", [][]byte{hello, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})}, "without the lanes feature"},
+		{"laned delete", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpDelete, Path: "f"}})}, "only writes"},
+		{"laned dot-dot path", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "../f"}})}, "climbs out"},
+		{"content on the session after a laned op", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}}), rawFrame(MsgData, []byte("x"))}, "expected the file end"},
 	}
 	// fix the "trailing bytes" frame: the length must cover the extra byte
 	tb := encode(&ListReq{})

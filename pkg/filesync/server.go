@@ -60,6 +60,10 @@ type server struct {
 	dirs map[string]bool
 	// dirsMu guards dirs: a batch's writers use it at once.
 	dirsMu sync.Mutex
+	// lanes is the session's lane table when the client asked for lanes.
+	lanes *laneTable
+	// abort closes the session's channel.
+	abort func()
 }
 
 // Serve runs one devsync session over rw (an SSH channel, a net.Conn, a
@@ -75,14 +79,18 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	if root.Logf == nil {
 		root.Logf = func(string, ...any) {}
 	}
+	s := &server{root: root, fr: newFrameReader(rw), fw: newFrameWriter(rw), abort: func() {}}
 	if c, ok := rw.(io.Closer); ok {
-		stop := context.AfterFunc(ctx, func() { c.Close() })
+		s.abort = func() { c.Close() }
+		stop := context.AfterFunc(ctx, s.abort)
 		defer stop()
 	}
-	s := &server{root: root, fr: newFrameReader(rw), fw: newFrameWriter(rw)}
 	defer func() {
 		if s.dec != nil {
 			s.dec.Close()
+		}
+		if s.lanes != nil {
+			s.lanes.close()
 		}
 	}()
 	err := s.run(ctx)
@@ -99,7 +107,14 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 }
 
 func (s *server) run(ctx context.Context) error {
-	if err := s.hello(); err != nil {
+	t, payload, err := s.fr.next()
+	if err != nil {
+		return err
+	}
+	if t == MsgLaneHello {
+		return serveLane(ctx, s.fr, s.fw, payload, s.root.Logf)
+	}
+	if err := s.hello(t, payload); err != nil {
 		return err
 	}
 	for {
@@ -147,11 +162,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 }
 
-func (s *server) hello() error {
-	t, payload, err := s.fr.next()
-	if err != nil {
-		return err
-	}
+func (s *server) hello(t MsgType, payload []byte) error {
 	if t != MsgHello {
 		return protoErrf("expected hello, got %s", t)
 	}
@@ -166,6 +177,7 @@ func (s *server) hello() error {
 	if err := validateDest(h.Dest); err != nil {
 		return err
 	}
+	var err error
 	dest := h.Dest
 	if dest == "" {
 		dest = s.root.Workdir
@@ -185,15 +197,28 @@ func (s *server) hello() error {
 		return s.fatal(fmt.Errorf("destination %s in the app container: %w", s.dest, explain(err)))
 	}
 	var feats []string
+	lanes := false
 	for _, f := range h.Features {
-		if f == FeatureZstd {
+		switch f {
+		case FeatureZstd:
 			s.zstd = true
+			feats = append(feats, f)
+		case FeatureLanes:
+			lanes = true
 			feats = append(feats, f)
 		}
 	}
 	s.root.Logf("devsync: session with %s, protocol %d, destination %s", h.Client, v, s.dest)
 	if err := s.fw.write(&Welcome{Version: v, Features: feats, Dest: s.dest, UID: s.root.Owner.UID, GID: s.root.Owner.GID, PID: s.root.FS.PID(), Agent: s.root.Agent}); err != nil {
 		return err
+	}
+	if lanes {
+		if s.lanes, err = newLaneTable(s.zstd, s.abort); err != nil {
+			return err
+		}
+		if err := s.fw.write(&LaneToken{Token: s.lanes.token, Max: MaxLanes}); err != nil {
+			return err
+		}
 	}
 	return s.fw.flush()
 }

@@ -680,6 +680,17 @@ func (p *PendingFile) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// WriteAt writes b at offset off of the file (content that arrives out of
+// order); Size becomes the end of the furthest write.
+func (p *PendingFile) WriteAt(b []byte, off int64) (int, error) {
+	n, err := p.f.WriteAt(b, off)
+	p.n = max(p.n, off+int64(n))
+	if err != nil {
+		err = pathErr("write", p.name, err)
+	}
+	return n, err
+}
+
 // Size is the number of bytes written so far.
 func (p *PendingFile) Size() int64 { return p.n }
 

@@ -276,42 +276,52 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 		return nil, err
 	}
 	s := &session{target: t, ssh: cl}
-	sess, err := cl.NewSession()
-	if err != nil {
-		s.close()
-		return nil, fmt.Errorf("opening an SSH session: %w", err)
-	}
-	for _, kv := range t.Env("") {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := sess.Setenv(k, v); err != nil {
-			sess.Close()
-			s.close()
-			return nil, fmt.Errorf("the agent refused env %s: %w", k, err)
+	// open opens a devsync channel: the session's own, and its lanes
+	// (more channels of the same connection for file content, see
+	// pkg/filesync/lanes.go).
+	open := func() (io.ReadWriteCloser, error) {
+		sess, err := cl.NewSession()
+		if err != nil {
+			return nil, fmt.Errorf("opening an SSH session: %w", err)
 		}
+		for _, kv := range t.Env("") {
+			k, v, _ := strings.Cut(kv, "=")
+			if err := sess.Setenv(k, v); err != nil {
+				sess.Close()
+				return nil, fmt.Errorf("the agent refused env %s: %w", k, err)
+			}
+		}
+		in, err := sess.StdinPipe()
+		if err != nil {
+			sess.Close()
+			return nil, err
+		}
+		out, err := sess.StdoutPipe()
+		if err != nil {
+			sess.Close()
+			return nil, err
+		}
+		if err := sess.RequestSubsystem("devsync"); err != nil {
+			sess.Close()
+			return nil, fmt.Errorf("the agent of %s has no devsync subsystem (an older agent: re-run kubectl devpatch with this release): %w", t.Ref(), err)
+		}
+		return &chanRW{Reader: out, WriteCloser: in, sess: sess}, nil
 	}
-	in, err := sess.StdinPipe()
+	rw, err := open()
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	if err := sess.RequestSubsystem("devsync"); err != nil {
-		sess.Close()
-		s.close()
-		return nil, fmt.Errorf("the agent of %s has no devsync subsystem (an older agent: re-run kubectl devpatch with this release): %w", t.Ref(), err)
-	}
-	rw := &chanRW{Reader: out, WriteCloser: in, sess: sess}
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync"})
+	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open})
 	if err != nil {
 		rw.Close()
 		s.close()
 		return nil, err
+	}
+	if _, err := c.Lanes(); err != nil && o.Verbose {
+		fmt.Fprintf(o.ErrOut, "file content shares the session's channel (no lanes: %v)\n", err)
 	}
 	s.client = c
 	return s, nil

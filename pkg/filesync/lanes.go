@@ -1,0 +1,277 @@
+//go:build linux
+
+package filesync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Lanes
+//
+// An SSH channel carries at most its flow-control window in flight, and
+// golang.org/x/crypto/ssh fixes that window at 2 MiB: through the API server,
+// the kubelet and the container runtime's stream server one channel moved
+// about 60 MB/s here, under half of what the port-forward stream itself
+// carries. A session therefore lets file content travel on lanes: further
+// channels of the same SSH connection (the same port-forward, the same
+// authentication), each with its own window.
+//
+// When both sides have FeatureLanes, the agent follows Welcome with a
+// LaneToken (128 random bits). The client opens up to Max channels of the
+// devsync subsystem and sends LaneHello{Token} on each; the agent attaches
+// them to the session. A write then goes as LanedOp{Seq, Op} followed by
+// FileEnd{Size} on the session's channel, while its content goes as
+// LaneData{Seq, Offset, bytes} frames spread over the lanes. The agent
+// registers each LanedOp before it hands the file to a writer; a lane frame
+// for a Seq not registered yet waits for it. The client sends every lane's
+// frames in Seq order, so the content of the files being written always
+// precedes, on every lane, what waits; nothing waits on itself. A writer
+// places the chunks at their offsets and commits once FileEnd has arrived
+// and Size bytes have. A lane that fails ends the session.
+
+// laneSessions maps a session's lane token to its table.
+var laneSessions = struct {
+	sync.Mutex
+	m map[string]*laneTable
+}{m: map[string]*laneTable{}}
+
+// laneTable is a session's side of its lanes: the laned writes in flight.
+type laneTable struct {
+	token string
+	zstd  bool
+	abort func() // ends the session (closes its channel)
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	jobs     map[uint64]*writeJob
+	lastSeq  uint64
+	attached int
+	closed   bool
+	done     chan struct{}
+}
+
+var errSessionEnded = errors.New("the devsync session ended")
+
+func newLaneTable(zstd bool, abort func()) (*laneTable, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	t := &laneTable{token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
+	t.cond = sync.NewCond(&t.mu)
+	laneSessions.Lock()
+	laneSessions.m[t.token] = t
+	laneSessions.Unlock()
+	return t, nil
+}
+
+// close ends the table: lanes and writers waiting on it give up.
+func (t *laneTable) close() {
+	laneSessions.Lock()
+	delete(laneSessions.m, t.token)
+	laneSessions.Unlock()
+	t.mu.Lock()
+	if !t.closed {
+		t.closed = true
+		close(t.done)
+	}
+	t.cond.Broadcast()
+	t.mu.Unlock()
+}
+
+// register makes a laned write known to the lanes; seq must grow.
+func (t *laneTable) register(j *writeJob) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if j.seq <= t.lastSeq {
+		return protoErrf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
+	}
+	t.jobs[j.seq], t.lastSeq = j, j.seq
+	t.cond.Broadcast()
+	return nil
+}
+
+func (t *laneTable) finish(seq uint64) {
+	t.mu.Lock()
+	delete(t.jobs, seq)
+	t.mu.Unlock()
+}
+
+// deliver hands a chunk that arrived on a lane to its file's writer,
+// waiting until the session has registered the file.
+func (t *laneTable) deliver(seq uint64, c chunk) error {
+	t.mu.Lock()
+	for {
+		if t.closed {
+			t.mu.Unlock()
+			return errSessionEnded
+		}
+		if j, ok := t.jobs[seq]; ok {
+			t.mu.Unlock()
+			select {
+			case j.chunks <- c:
+				return nil
+			case <-t.done:
+				return errSessionEnded
+			}
+		}
+		if seq <= t.lastSeq {
+			t.mu.Unlock()
+			return protoErrf("lane data for write %d, which is complete", seq)
+		}
+		t.cond.Wait()
+	}
+}
+
+// serveLane runs a lane: LaneHello (already read) names the session; then
+// LaneData frames until the client closes the channel.
+func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []byte, logf func(string, ...any)) error {
+	var h LaneHello
+	if err := decodeMsg(&h, payload); err != nil {
+		return err
+	}
+	laneSessions.Lock()
+	t := laneSessions.m[h.Token]
+	laneSessions.Unlock()
+	if t == nil {
+		return protoErrf("no devsync session has this lane token")
+	}
+	t.mu.Lock()
+	ok := t.attached < MaxLanes && !t.closed
+	if ok {
+		t.attached++
+	}
+	t.mu.Unlock()
+	if !ok {
+		return protoErrf("the session has %d lanes already", MaxLanes)
+	}
+	if err := fw.write(&laneWelcome{}); err != nil {
+		return err
+	}
+	if err := fw.flush(); err != nil {
+		return err
+	}
+	var dec *zstd.Decoder
+	defer func() {
+		if dec != nil {
+			dec.Close()
+		}
+	}()
+	var zbuf []byte
+	for {
+		typ, payload, err := fr.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			t.mu.Lock()
+			closed := t.closed
+			t.mu.Unlock()
+			if closed {
+				return nil
+			}
+			// Content is lost with the lane: the session cannot go on.
+			logf("devsync: a lane failed: %v", err)
+			t.abort()
+			return err
+		}
+		if typ != MsgLaneData && typ != MsgLaneDataZstd {
+			t.abort()
+			return protoErrf("unexpected %s message on a lane", typ)
+		}
+		seq, off, data, err := parseLaneData(payload)
+		if err != nil {
+			t.abort()
+			return err
+		}
+		if typ == MsgLaneDataZstd {
+			if !t.zstd {
+				t.abort()
+				return protoErrf("compressed data without the zstd feature")
+			}
+			if dec == nil {
+				if dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(ChunkSize), zstd.WithDecoderLowmem(true)); err != nil {
+					return err
+				}
+			}
+			if zbuf, err = dec.DecodeAll(data, zbuf[:0]); err != nil {
+				t.abort()
+				return protoErrf("bad compressed chunk: %v", err)
+			}
+			data = zbuf
+		}
+		if len(data) > ChunkSize {
+			t.abort()
+			return protoErrf("lane data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+		}
+		buf := chunkPool.Get().(*[]byte)
+		if err := t.deliver(seq, chunk{buf: buf, n: copy(*buf, data), off: off}); err != nil {
+			chunkPool.Put(buf)
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				t.abort()
+				return err
+			}
+			return nil
+		}
+	}
+}
+
+// writeLaned writes a laned file: chunks from the lanes at their offsets,
+// until FileEnd has come and its Size bytes have.
+func (s *server) writeLaned(j *writeJob) (int64, error) {
+	t := s.lanes
+	defer t.finish(j.seq)
+	pf, werr := s.create(&j.op)
+	defer func() {
+		if pf != nil {
+			pf.Abort()
+		}
+	}()
+	var received int64
+	var end *FileEnd
+	for end == nil || received < end.Size {
+		var c chunk
+		select {
+		case c = <-j.chunks:
+		case <-t.done:
+			return 0, errSessionEnded
+		}
+		if c.end != nil {
+			end = c.end
+		} else {
+			received += int64(c.n)
+			if werr == nil {
+				if _, err := pf.WriteAt((*c.buf)[:c.n], c.off); err != nil {
+					werr = err
+					pf.Abort()
+					pf = nil
+				}
+			}
+			chunkPool.Put(c.buf)
+		}
+		if end != nil && (received > end.Size || (c.end == nil && c.off+int64(c.n) > end.Size)) {
+			return 0, protoErrf("write %q: more content than the %d bytes its file end announces", j.op.Path, end.Size)
+		}
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	if end.Abort != "" {
+		return 0, fmt.Errorf("the client could not read the file: %s", end.Abort)
+	}
+	if pf.Size() != end.Size {
+		return 0, protoErrf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
+	}
+	err := pf.Commit()
+	pf = nil
+	return end.Size, err
+}

@@ -1,0 +1,113 @@
+//go:build linux
+
+package filesync
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+)
+
+// TestWithLanes runs the engine's end-to-end tests again with file content
+// on three lanes: trees, ordering, a file larger than memory allows, errors.
+func TestWithLanes(t *testing.T) {
+	testLanes = 3
+	defer func() { testLanes = 0 }()
+	t.Run("RoundTrip", TestRoundTrip)
+	t.Run("HostileSymlinkInApp", TestHostileSymlinkInApp)
+	t.Run("BatchOrder", TestBatchOrderWithConcurrentWriters)
+	t.Run("LargeFileBoundedMemory", TestLargeFileBoundedMemory)
+	t.Run("ReadOnlyDestination", TestReadOnlyDestination)
+}
+
+// TestLaneRefused: a session whose lanes cannot be opened works without
+// them and says why.
+func TestLaneRefused(t *testing.T) {
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, ClientOptions{Lanes: 2, OpenLane: func() (io.ReadWriteCloser, error) {
+		return nil, os.ErrPermission
+	}})
+	if n, err := c.Lanes(); n != 0 || err == nil {
+		t.Fatalf("lanes %d, %v; want none and the reason", n, err)
+	}
+	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "f", Mode: 0o644, Open: content("without lanes")}}, ApplyOptions{})
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if b, _ := os.ReadFile(filepath.Join(appRoot, "app", "f")); string(b) != "without lanes" {
+		t.Errorf("f = %q", b)
+	}
+}
+
+// TestLaneProtocolViolations: content beyond a file's end and a sequence
+// number that does not grow end the session with an error.
+func TestLaneProtocolViolations(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		send func(main, lane *frameWriter)
+		want string
+	}{
+		{"content beyond the file end", func(main, lane *frameWriter) {
+			main.write(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})
+			main.write(&FileEnd{Size: 1})
+			main.flush()
+			lane.writeParts(MsgLaneData, appendLaneDataHeader(nil, 1, 0), []byte("too long"))
+			lane.flush()
+		}, "more content"},
+		{"sequence number that does not grow", func(main, lane *frameWriter) {
+			main.write(&LanedOp{Seq: 5, Op: Op{Kind: OpWrite, Path: "f"}})
+			main.write(&FileEnd{Size: 0})
+			main.write(&LanedOp{Seq: 5, Op: Op{Kind: OpWrite, Path: "g"}})
+		}, "must grow"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			appRoot := t.TempDir()
+			os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+			fsRoot, err := rootfs.OpenDir(appRoot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fsRoot.Close()
+			root := Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a, b := net.Pipe()
+			served := make(chan error, 1)
+			go func() { served <- Serve(ctx, b, root); b.Close() }()
+			var laneW *frameWriter
+			c, err := NewClient(ctx, a, ClientOptions{Dest: "/app", Lanes: 1, OpenLane: func() (io.ReadWriteCloser, error) {
+				la, lb := net.Pipe()
+				go func() { Serve(ctx, lb, root); lb.Close() }()
+				laneW = newFrameWriter(la)
+				return la, nil
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if n, err := c.Lanes(); n != 1 {
+				t.Fatal(n, err)
+			}
+			c.fw.write(&Begin{ID: 1})
+			tt.send(c.fw, laneW)
+			c.fw.write(&Commit{ID: 1})
+			c.fw.flush()
+			_, _, err = c.recv(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("agent said %v, want %q", err, tt.want)
+			}
+			var pe *ProtocolError
+			if err := <-served; !errors.As(err, &pe) {
+				t.Errorf("serve returned %v, want a protocol error", err)
+			}
+		})
+	}
+}
