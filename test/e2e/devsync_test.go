@@ -398,7 +398,10 @@ func TestDevsyncOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(local, "ünïcödé/日本語.txt"), "changed\n", 0o644)
-	devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--delete", "-v")
+	r = devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--delete", "-v")
+	if want := fmt.Sprintf("on %d lanes", filesync.DefaultLanes); !strings.Contains(r.Stderr, want) {
+		t.Errorf("-v does not say %q: %q", want, r.Stderr)
+	}
 	waitSameTree(t, ns, "deploy/demo", "/srv/synced", local, 30*time.Second)
 
 	// A second run has nothing to do.

@@ -364,6 +364,9 @@ func (o *Options) Run(ctx context.Context) error {
 	defer func() { s.close() }()
 	w := s.client.Welcome()
 	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.target.Ref(), w.Dest, w.UID, w.GID)
+	if n, _ := s.client.Lanes(); o.Verbose && n > 0 {
+		fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
+	}
 
 	var progress filesync.Progress
 	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
