@@ -135,16 +135,17 @@ func (c *Client) Welcome() Welcome { return c.welcome }
 
 // Close ends the session by closing rw when it is an io.Closer.
 func (c *Client) Close() error {
+	var err error
+	if cl, ok := c.rw.(io.Closer); ok {
+		err = cl.Close() // the session first: then its lanes end quietly
+	}
 	if c.lanes != nil {
 		c.lanes.close()
 	}
 	if c.enc != nil {
 		c.enc.Close()
 	}
-	if cl, ok := c.rw.(io.Closer); ok {
-		return cl.Close()
-	}
-	return nil
+	return err
 }
 
 func (c *Client) readLoop() {

@@ -54,6 +54,7 @@ type laneTable struct {
 	jobs     map[uint64]*writeJob
 	lastSeq  uint64
 	attached int
+	lost     bool // a lane closed while the session went on
 	closed   bool
 	done     chan struct{}
 }
@@ -87,12 +88,22 @@ func (t *laneTable) close() {
 	t.mu.Unlock()
 }
 
+// fail ends the session from a lane: its writers stop waiting, its channel
+// closes.
+func (t *laneTable) fail() {
+	t.close()
+	t.abort()
+}
+
 // register makes a laned write known to the lanes; seq must grow.
 func (t *laneTable) register(j *writeJob) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if j.seq <= t.lastSeq {
 		return protoErrf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
+	}
+	if t.lost {
+		return protoErrf("a lane of this session closed: laned writes cannot go on")
 	}
 	t.jobs[j.seq], t.lastSeq = j, j.seq
 	t.cond.Broadcast()
@@ -169,32 +180,42 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 	for {
 		typ, payload, err := fr.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) || ctx.Err() != nil {
-				return nil
-			}
 			t.mu.Lock()
-			closed := t.closed
+			closed, waiting := t.closed, len(t.jobs) > 0
 			t.mu.Unlock()
-			if closed {
+			if closed || ctx.Err() != nil {
 				return nil
 			}
-			// Content is lost with the lane: the session cannot go on.
-			logf("devsync: a lane failed: %v", err)
-			t.abort()
+			eof := errors.Is(err, io.EOF)
+			if eof && !waiting {
+				// The client is closing the session, or it lost a lane
+				// between writes: a later laned write fails (register).
+				t.mu.Lock()
+				t.lost = true
+				t.mu.Unlock()
+				return nil
+			}
+			// Content may be lost with the lane: the session cannot go on
+			// (its writers would wait for it).
+			logf("devsync: a lane ended with writes waiting for content: %v", err)
+			t.fail()
+			if eof {
+				return nil
+			}
 			return err
 		}
 		if typ != MsgLaneData && typ != MsgLaneDataZstd {
-			t.abort()
+			t.fail()
 			return protoErrf("unexpected %s message on a lane", typ)
 		}
 		seq, off, data, err := parseLaneData(payload)
 		if err != nil {
-			t.abort()
+			t.fail()
 			return err
 		}
 		if typ == MsgLaneDataZstd {
 			if !t.zstd {
-				t.abort()
+				t.fail()
 				return protoErrf("compressed data without the zstd feature")
 			}
 			if dec == nil {
@@ -203,13 +224,13 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 				}
 			}
 			if zbuf, err = dec.DecodeAll(data, zbuf[:0]); err != nil {
-				t.abort()
+				t.fail()
 				return protoErrf("bad compressed chunk: %v", err)
 			}
 			data = zbuf
 		}
 		if len(data) > ChunkSize {
-			t.abort()
+			t.fail()
 			return protoErrf("lane data chunk of %d bytes exceeds %d", len(data), ChunkSize)
 		}
 		buf := chunkPool.Get().(*[]byte)
@@ -217,7 +238,7 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 			chunkPool.Put(buf)
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
-				t.abort()
+				t.fail()
 				return err
 			}
 			return nil

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 )
@@ -110,4 +111,51 @@ func TestLaneProtocolViolations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLaneLostEndsSession: a lane that closes while its session goes on
+// ends the session, so no writer waits for content that cannot come.
+func TestLaneLostEndsSession(t *testing.T) {
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	fsRoot, err := rootfs.OpenDir(appRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsRoot.Close()
+	root := Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, b, root); b.Close() }()
+	var lane net.Conn
+	c, err := NewClient(ctx, a, ClientOptions{Dest: "/app", Lanes: 1, OpenLane: func() (io.ReadWriteCloser, error) {
+		la, lb := net.Pipe()
+		go func() { Serve(ctx, lb, root); lb.Close() }()
+		lane = la
+		return la, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A laned write whose content never comes: its lane closes instead.
+	c.fw.write(&Begin{ID: 1})
+	c.fw.write(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})
+	c.fw.write(&FileEnd{Size: 10})
+	c.fw.write(&Commit{ID: 1})
+	c.fw.flush()
+	lane.Close()
+	done := make(chan error, 1)
+	go func() { _, _, err := c.recv(ctx); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the session answered as if nothing was lost")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session still waits for the lost lane's content")
+	}
+	<-served
 }
