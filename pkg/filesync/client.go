@@ -392,7 +392,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 			}
 		}
 		res.Ops = append(res.Ops, op)
-		if src != nil && c.lanes != nil {
+		if src != nil && c.lanes != nil && op.Size >= laneMinSize {
 			c.seq++
 			err := c.fw.write(&LanedOp{Seq: c.seq, Op: op})
 			if err == nil {

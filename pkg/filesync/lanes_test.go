@@ -19,13 +19,40 @@ import (
 // TestWithLanes runs the engine's end-to-end tests again with file content
 // on three lanes: trees, ordering, a file larger than memory allows, errors.
 func TestWithLanes(t *testing.T) {
-	testLanes = 3
-	defer func() { testLanes = 0 }()
+	testLanes, laneMinSize = 3, 0
+	defer func() { testLanes, laneMinSize = 0, LaneMinSize }()
 	t.Run("RoundTrip", TestRoundTrip)
 	t.Run("HostileSymlinkInApp", TestHostileSymlinkInApp)
 	t.Run("BatchOrder", TestBatchOrderWithConcurrentWriters)
 	t.Run("LargeFileBoundedMemory", TestLargeFileBoundedMemory)
 	t.Run("ReadOnlyDestination", TestReadOnlyDestination)
+}
+
+// TestLanesCarryOnlyLargeFiles: small files go inline, a file of
+// LaneMinSize or more on the lanes.
+func TestLanesCarryOnlyLargeFiles(t *testing.T) {
+	testLanes = 2
+	defer func() { testLanes = 0 }()
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, ClientOptions{})
+	big := strings.Repeat("x", LaneMinSize)
+	for _, tt := range []struct {
+		name, content string
+		laned         bool
+	}{{"small", "a small file", false}, {"big", big, true}} {
+		before := c.lanes.sent.Load()
+		ops := []Op{{Kind: OpWrite, Path: tt.name, Mode: 0o644, Size: int64(len(tt.content)), Open: content(tt.content)}}
+		if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+			t.Fatal(err, res.Errors)
+		}
+		if laned := c.lanes.sent.Load() > before; laned != tt.laned {
+			t.Errorf("%s file: on the lanes %v, want %v", tt.name, laned, tt.laned)
+		}
+		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", tt.name)); string(b) != tt.content {
+			t.Errorf("%s file: %d bytes arrived", tt.name, len(b))
+		}
+	}
 }
 
 // TestLaneRefused: a session whose lanes cannot be opened works without
