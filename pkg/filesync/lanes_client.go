@@ -57,24 +57,36 @@ type laneSender struct {
 	closed bool
 }
 
-// openLanes attaches up to n lanes to the session with tok. A lane that
-// cannot be opened ends the attempt; the lanes opened so far are used.
+// openLanes attaches up to n lanes to the session with tok, all at once
+// (each takes a few round trips). The lanes that open are used; the error
+// says why none did.
 func openLanes(ctx context.Context, tok LaneToken, n int, open func() (io.ReadWriteCloser, error), zstdOn bool) (*laneSender, error) {
 	l := &laneSender{q: make(chan laneItem, laneQueue), stop: make(chan struct{})}
+	var mu sync.Mutex
 	var firstErr error
+	var opening sync.WaitGroup
 	for range min(n, tok.Max, MaxLanes) {
-		rw, err := open()
-		if err == nil {
-			if err = l.handshake(ctx, rw, tok.Token); err != nil {
-				rw.Close()
+		opening.Add(1)
+		go func() {
+			defer opening.Done()
+			rw, err := open()
+			if err == nil {
+				if err = l.handshake(ctx, rw, tok.Token); err != nil {
+					rw.Close()
+				}
 			}
-		}
-		if err != nil {
-			firstErr = err
-			break
-		}
-		l.conns = append(l.conns, rw)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			l.conns = append(l.conns, rw)
+		}()
 	}
+	opening.Wait()
 	if len(l.conns) == 0 {
 		l.close()
 		return nil, firstErr
