@@ -57,7 +57,7 @@ var (
 	size    = flag.Int("size", 5000, "bytes per file of the initial-sync benchmark")
 	restart = flag.Int("restarts", 5, "edits for the --restart benchmark")
 	rounds  = flag.Int("rounds", 3, "runs of each initial-sync and big-file method (the median is reported; the machine may be shared)")
-	only    = flag.String("only", "", "run only this benchmark: latency, initial, big, restart or watchmem")
+	only    = flag.String("only", "", "run only this benchmark: latency, initial, big, restart, devssh or watchmem")
 	bigMB   = flag.Int("big", 200, "size in MB of the one-big-file benchmark")
 	images  = flag.Bool("images", true, "build and push the test images first (kdev images build, as the e2e tests do); with --images=false the images already in the registry are used")
 	watchN  = flag.Int("watch-files", 100000, "files of the watched tree of the client-memory benchmark (100 per directory)")
@@ -138,6 +138,11 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if *only == "" || *only == "restart" {
 		if err := b.restarts(ctx, pod, res); err != nil {
+			return err
+		}
+	}
+	if *only == "" || *only == "devssh" {
+		if err := b.devssh(ctx, pod, res); err != nil {
 			return err
 		}
 	}
@@ -290,6 +295,69 @@ func watching(stderr string) bool {
 		}
 	}
 	return false
+}
+
+// devssh times a remote command's round trip and a stream on stdin, each
+// against kubectl exec on the same pod, interleaved (medians). devssh's
+// stdin is one SSH channel: its 2 MiB window (see the limits text) bounds
+// the stream.
+func (b *bench) devssh(ctx context.Context, pod *corev1.Pod, res *results) error {
+	var ssh, ex []time.Duration
+	timeit := func(stdin func() (io.ReadCloser, error), args ...string) (time.Duration, error) {
+		var in io.ReadCloser
+		if stdin != nil {
+			var err error
+			if in, err = stdin(); err != nil {
+				return 0, err
+			}
+			defer in.Close()
+		}
+		start := time.Now()
+		var r io.Reader
+		if in != nil {
+			r = in
+		}
+		_, err := b.kubectl(ctx, r, args...)
+		return time.Since(start), err
+	}
+	for range 7 {
+		d, err := timeit(nil, "devssh", "-n", b.ns, "deploy/demo", "--", "true")
+		if err != nil {
+			return err
+		}
+		ssh = append(ssh, d)
+		if d, err = timeit(nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "true"); err != nil {
+			return err
+		}
+		ex = append(ex, d)
+	}
+	res.sshTrue, res.execTrue = pct(ssh, 50), pct(ex, 50)
+	dir, err := os.MkdirTemp("", "bench-stdin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	res.stdinMB = 100
+	file := filepath.Join(dir, "stdin.bin")
+	if _, err := writeRandomFile(file, res.stdinMB); err != nil {
+		return err
+	}
+	open := func() (io.ReadCloser, error) { return os.Open(file) }
+	ssh, ex = nil, nil
+	for range 3 {
+		d, err := timeit(open, "devssh", "-n", b.ns, "deploy/demo", "--", "sh", "-c", "cat > /dev/null")
+		if err != nil {
+			return err
+		}
+		ssh = append(ssh, d)
+		if d, err = timeit(open, "exec", "-i", "-n", b.ns, pod.Name, "-c", "app", "--", "sh", "-c", "cat > /dev/null"); err != nil {
+			return err
+		}
+		ex = append(ex, d)
+	}
+	res.sshStdin, res.execStdin = pct(ssh, 50), pct(ex, 50)
+	b.logf("devssh: -- true %s vs exec %s; %d MB stdin %s vs exec %s", res.sshTrue, res.execTrue, res.stdinMB, res.sshStdin, res.execStdin)
+	return nil
 }
 
 // editAndWait writes content to name in the local tree and polls the
@@ -1045,6 +1113,9 @@ type results struct {
 	watchRSSStart, watchRSSAfter int64
 	watchMode                    string
 	watchWarnings                []string
+	sshTrue, execTrue            time.Duration
+	sshStdin, execStdin          time.Duration
+	stdinMB                      int
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
@@ -1129,7 +1200,7 @@ func (r *results) write(path string) error {
 	fmt.Fprintf(&b, "(one node; the API server, the kubelet and containerd on the same machine), into `deploy/demo` (demo-python)\n")
 	fmt.Fprintf(&b, "patched with `kubectl devpatch --supervise`. Every baseline ran in the same run, against the same pod.\n\n")
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
-	fmt.Fprintf(&b, "| benchmark | devsync | baseline | ratio | target |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| benchmark | kubectl-dev | baseline | ratio | target |\n|---|---|---|---|---|\n")
 	if len(r.latency) > 0 {
 		fmt.Fprintf(&b, "| edit-to-visible latency, %d edits (local write until the agent reads the new content in the app container) | p50 %s, p95 %s (max %s) | peers batch 0.2–1 s; one measured ~0.9 s p50 | | p50 ≤ 100 ms, p95 ≤ 250 ms |\n",
 			len(r.latency), ms(pct(r.latency, 50)), ms(pct(r.latency, 95)), ms(pct(r.latency, 100)))
@@ -1152,6 +1223,13 @@ func (r *results) write(path string) error {
 	if len(r.restart) > 0 {
 		fmt.Fprintf(&b, "| edit-to-new-process-serving with `--restart`, %d edits (write demo.py until `/add/2/3` answers the new result through a port-forward) | p50 %s, max %s; restartCount afterwards %d | kubelet container restart: 1.5 s, then 14 s, 30 s with back-off, synced files lost | | p50 ≤ 1 s on every edit |\n",
 			len(r.restart), ms(pct(r.restart, 50)), ms(pct(r.restart, 100)), r.restartCount)
+	}
+	if r.sshTrue > 0 {
+		fmt.Fprintf(&b, "| `kubectl devssh deploy/demo -- true`, median of 7 interleaved runs (a whole process run: discovery, port-forward, SSH handshake, exit status) | %s | `kubectl exec deploy/demo -c app -- true`: %s | %.2f× the time | |\n",
+			ms(r.sshTrue), ms(r.execTrue), r.sshTrue.Seconds()/r.execTrue.Seconds())
+		n := int64(r.stdinMB) << 20
+		fmt.Fprintf(&b, "| %d MiB on stdin to `sh -c 'cat > /dev/null'`, median of 3 | %s (%.0f MB/s) | `kubectl exec -i`: %s (%.0f MB/s) | %.0f%% of exec's throughput | |\n",
+			r.stdinMB, ms(r.sshStdin), mbps(n, r.sshStdin), ms(r.execStdin), mbps(n, r.execStdin), 100*r.execStdin.Seconds()/r.sshStdin.Seconds())
 	}
 	if r.watchFiles > 0 {
 		fmt.Fprintf(&b, "| client memory watching a %d-file tree (%d directories of 100-byte files; `kubectl devsync DIR deploy/demo`, /proc of kubectl-devsync) | VmHWM (peak, initial sync included) %d MiB; VmRSS %d MiB when watching began, %d MiB after one edit arrived in the pod (in %s); %s | | | ≤ 150 MB |\n",
