@@ -29,8 +29,6 @@ const DefaultWriters = 4
 // (5 MiB with the defaults), whatever the size of the files.
 const writeChunks = 4
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
-
 // writeJob is one file being written by a writer goroutine. The session
 // goroutine reads its content frames and hands them over on chunks; the
 // last item carries the FileEnd (end != nil), or the channel is closed

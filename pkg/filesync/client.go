@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // ClientOptions configure a session.
@@ -50,12 +48,11 @@ type Client struct {
 	frames  chan frame
 	readErr error // valid once frames is closed
 	welcome Welcome
-	enc     *zstd.Encoder
+	enc     *compressor // nil without FeatureZstd
 	mu      sync.Mutex
 	nextID  uint64
 	broken  error
 	buf     []byte
-	zbuf    []byte
 	lanes   *laneSender // nil without lanes
 	laneErr error       // why lanes could not be opened
 	seq     uint64      // the last laned write's
@@ -94,7 +91,7 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	for _, f := range c.welcome.Features {
 		switch f {
 		case FeatureZstd:
-			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(ChunkSize))
+			enc, err := newCompressor()
 			if err != nil {
 				return nil, err
 			}
@@ -143,7 +140,7 @@ func (c *Client) Close() error {
 		c.lanes.close()
 	}
 	if c.enc != nil {
-		c.enc.Close()
+		c.enc.close()
 	}
 	return err
 }
@@ -466,10 +463,10 @@ func (c *Client) sendContent(src io.Reader, p Progress) error {
 		if n > 0 {
 			chunk := c.buf[:n]
 			t := MsgData
-			if c.enc != nil && n >= 512 {
-				c.zbuf = c.enc.EncodeAll(chunk, c.zbuf[:0])
-				if len(c.zbuf) < n-n/16 {
-					chunk, t = c.zbuf, MsgDataZstd
+			if c.enc != nil {
+				var z bool
+				if chunk, z = c.enc.compress(chunk); z {
+					t = MsgDataZstd
 				}
 			}
 			if err := c.fw.writeRaw(t, chunk); err != nil {

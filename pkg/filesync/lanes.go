@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Lanes
@@ -170,13 +168,8 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 	if err := fw.flush(); err != nil {
 		return err
 	}
-	var dec *zstd.Decoder
-	defer func() {
-		if dec != nil {
-			dec.Close()
-		}
-	}()
-	var zbuf []byte
+	var dec decompressor
+	defer dec.close()
 	for {
 		typ, payload, err := fr.next()
 		if err != nil {
@@ -218,16 +211,10 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 				t.fail()
 				return protoErrf("compressed data without the zstd feature")
 			}
-			if dec == nil {
-				if dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(ChunkSize), zstd.WithDecoderLowmem(true)); err != nil {
-					return err
-				}
-			}
-			if zbuf, err = dec.DecodeAll(data, zbuf[:0]); err != nil {
+			if data, err = dec.decompress(data); err != nil {
 				t.fail()
-				return protoErrf("bad compressed chunk: %v", err)
+				return err
 			}
-			data = zbuf
 		}
 		if len(data) > ChunkSize {
 			t.fail()

@@ -7,8 +7,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // DefaultLanes is how many lanes kubectl devsync opens (see lanes.go): with
@@ -92,10 +90,10 @@ func openLanes(ctx context.Context, tok LaneToken, n int, open func() (io.ReadWr
 		return nil, firstErr
 	}
 	for _, rw := range l.conns {
-		var enc *zstd.Encoder
+		var enc *compressor
 		if zstdOn {
 			var err error
-			if enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(ChunkSize)); err != nil {
+			if enc, err = newCompressor(); err != nil {
 				l.close()
 				return nil, err
 			}
@@ -129,13 +127,13 @@ func (l *laneSender) handshake(ctx context.Context, rw io.ReadWriter, token stri
 
 // send writes the queue's chunks on one lane; it flushes whenever the queue
 // is empty, before it waits.
-func (l *laneSender) send(rw io.Writer, enc *zstd.Encoder) {
+func (l *laneSender) send(rw io.Writer, enc *compressor) {
 	defer l.wg.Done()
 	if enc != nil {
-		defer enc.Close()
+		defer enc.close()
 	}
 	fw := newFrameWriter(rw)
-	var hdr, zbuf []byte
+	var hdr []byte
 	for {
 		var it laneItem
 		select {
@@ -154,10 +152,10 @@ func (l *laneSender) send(rw io.Writer, enc *zstd.Encoder) {
 		}
 		if l.failed() == nil {
 			data, t := (*it.buf)[:it.n], MsgLaneData
-			if enc != nil && it.n >= 512 && l.raw.Load() != it.seq {
-				zbuf = enc.EncodeAll(data, zbuf[:0])
-				if len(zbuf) < it.n-it.n/16 {
-					data, t = zbuf, MsgLaneDataZstd
+			if enc != nil && l.raw.Load() != it.seq {
+				var z bool
+				if data, z = enc.compress(data); z {
+					t = MsgLaneDataZstd
 				} else {
 					l.raw.Store(it.seq)
 				}
@@ -168,7 +166,7 @@ func (l *laneSender) send(rw io.Writer, enc *zstd.Encoder) {
 			}
 			l.sent.Add(int64(len(hdr) + len(data) + 5))
 		}
-		chunkBufs.Put(it.buf)
+		chunkPool.Put(it.buf)
 	}
 }
 
@@ -266,18 +264,16 @@ func (l *laneSender) close() {
 	l.wg.Wait()
 }
 
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
-
 // sendLaned streams src as the content of laned write seq: chunks go to
 // the lanes, the FileEnd on the session's channel.
 func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Progress) error {
 	var size int64
 	for {
-		buf := chunkBufs.Get().(*[]byte)
+		buf := chunkPool.Get().(*[]byte)
 		n, rerr := io.ReadFull(src, *buf)
 		if n > 0 {
 			if err := c.lanes.put(ctx, laneItem{seq: seq, off: size, buf: buf, n: n}, c.fw.flush); err != nil {
-				chunkBufs.Put(buf)
+				chunkPool.Put(buf)
 				return err
 			}
 			size += int64(n)
@@ -285,7 +281,7 @@ func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Pro
 				p.Add(int64(n))
 			}
 		} else {
-			chunkBufs.Put(buf)
+			chunkPool.Put(buf)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			return c.fw.write(&FileEnd{Size: size})

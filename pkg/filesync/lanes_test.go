@@ -97,38 +97,14 @@ func TestLaneProtocolViolations(t *testing.T) {
 		}, "must grow"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			appRoot := t.TempDir()
-			os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-			fsRoot, err := rootfs.OpenDir(appRoot)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fsRoot.Close()
-			root := Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			a, b := net.Pipe()
-			served := make(chan error, 1)
-			go func() { served <- Serve(ctx, b, root); b.Close() }()
-			var laneW *frameWriter
-			c, err := NewClient(ctx, a, ClientOptions{Dest: "/app", Lanes: 1, OpenLane: func() (io.ReadWriteCloser, error) {
-				la, lb := net.Pipe()
-				go func() { Serve(ctx, lb, root); lb.Close() }()
-				laneW = newFrameWriter(la)
-				return la, nil
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if n, err := c.Lanes(); n != 1 {
-				t.Fatal(n, err)
-			}
+			c, lane, served := rawLaneSession(t)
+			ctx := context.Background()
+			laneW := newFrameWriter(lane)
 			c.fw.write(&Begin{ID: 1})
 			tt.send(c.fw, laneW)
 			c.fw.write(&Commit{ID: 1})
 			c.fw.flush()
-			_, _, err = c.recv(ctx)
+			_, _, err := c.recv(ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("agent said %v, want %q", err, tt.want)
 			}
@@ -143,30 +119,8 @@ func TestLaneProtocolViolations(t *testing.T) {
 // TestLaneLostEndsSession: a lane that closes while its session goes on
 // ends the session, so no writer waits for content that cannot come.
 func TestLaneLostEndsSession(t *testing.T) {
-	appRoot := t.TempDir()
-	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-	fsRoot, err := rootfs.OpenDir(appRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsRoot.Close()
-	root := Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	a, b := net.Pipe()
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, b, root); b.Close() }()
-	var lane net.Conn
-	c, err := NewClient(ctx, a, ClientOptions{Dest: "/app", Lanes: 1, OpenLane: func() (io.ReadWriteCloser, error) {
-		la, lb := net.Pipe()
-		go func() { Serve(ctx, lb, root); lb.Close() }()
-		lane = la
-		return la, nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, lane, served := rawLaneSession(t)
+	ctx := context.Background()
 	// A laned write whose content never comes: its lane closes instead.
 	c.fw.write(&Begin{ID: 1})
 	c.fw.write(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})
@@ -185,4 +139,38 @@ func TestLaneLostEndsSession(t *testing.T) {
 		t.Fatal("the session still waits for the lost lane's content")
 	}
 	<-served
+}
+
+// rawLaneSession is a session with one lane whose protocol a test writes by
+// hand: the client's lane sender is bypassed through the returned conn.
+// served reports what the session's Serve returned.
+func rawLaneSession(t *testing.T) (c *Client, lane net.Conn, served chan error) {
+	t.Helper()
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	fsRoot, err := rootfs.OpenDir(appRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fsRoot.Close() })
+	root := Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a, b := net.Pipe()
+	served = make(chan error, 1)
+	go func() { served <- Serve(ctx, b, root); b.Close() }()
+	c, err = NewClient(ctx, a, ClientOptions{Dest: "/app", Lanes: 1, OpenLane: func() (io.ReadWriteCloser, error) {
+		la, lb := net.Pipe()
+		go func() { Serve(ctx, lb, root); lb.Close() }()
+		lane = la
+		return la, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if n, err := c.Lanes(); n != 1 {
+		t.Fatal(n, err)
+	}
+	return c, lane, served
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
@@ -47,13 +46,12 @@ type Root struct {
 func NewRoot(fs *rootfs.Root) Root { return Root{FS: fs, Owner: fs.Owner()} }
 
 type server struct {
-	root  Root
-	fr    *frameReader
-	fw    *frameWriter
-	dest  string
-	zstd  bool
-	dec   *zstd.Decoder
-	chunk []byte
+	root Root
+	fr   *frameReader
+	fw   *frameWriter
+	dest string
+	zstd bool
+	dec  decompressor
 	// dirs are directories this session created or found, so that a
 	// write into them skips MkdirAll (two path resolutions per file); any
 	// delete, rename or symlink forgets them.
@@ -86,9 +84,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 		defer stop()
 	}
 	defer func() {
-		if s.dec != nil {
-			s.dec.Close()
-		}
+		s.dec.close()
 		if s.lanes != nil {
 			s.lanes.close()
 		}
@@ -386,22 +382,7 @@ func (s *server) decompress(payload []byte) ([]byte, error) {
 	if !s.zstd {
 		return nil, protoErrf("compressed data without the zstd feature")
 	}
-	if s.dec == nil {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(ChunkSize), zstd.WithDecoderLowmem(true))
-		if err != nil {
-			return nil, err
-		}
-		s.dec = d
-	}
-	out, err := s.dec.DecodeAll(payload, s.chunk[:0])
-	if err != nil {
-		return nil, protoErrf("bad compressed chunk: %v", err)
-	}
-	if len(out) > ChunkSize {
-		return nil, protoErrf("compressed chunk expands beyond %d bytes", ChunkSize)
-	}
-	s.chunk = out
-	return out, nil
+	return s.dec.decompress(payload)
 }
 
 func (s *server) action(ctx context.Context, a Action) error {
