@@ -31,7 +31,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -242,7 +241,7 @@ func (b *bench) startDevsync(ctx context.Context, args ...string) (stop func(), 
 // watchProc is a running kubectl devsync in watch mode.
 type watchProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *framework.LockedBuffer
 	stop   func()
 }
 
@@ -250,7 +249,7 @@ type watchProc struct {
 // says it is watching (its initial sync is done).
 func (b *bench) startWatch(ctx context.Context, within time.Duration, args ...string) (*watchProc, error) {
 	cmd := exec.Command(b.env.Kubectl, append([]string{"devsync", "-n", b.ns}, args...)...)
-	errBuf := &lockedBuffer{}
+	errBuf := &framework.LockedBuffer{}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = errBuf
 	if err := cmd.Start(); err != nil {
@@ -780,7 +779,7 @@ func (b *bench) forwardStream(ctx context.Context, pod string, dialer httpstream
 func (b *bench) startSink(ctx context.Context, pod string, n int64) (wait func(kill bool) error, err error) {
 	cmd := exec.CommandContext(ctx, b.env.Kubectl, "exec", "-n", b.ns, pod, "-c", "app", "--",
 		"python3", "-c", sinkScript, fmt.Sprint(sinkPort), fmt.Sprint(n))
-	out := &lockedBuffer{}
+	out := &framework.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -819,10 +818,7 @@ func (b *bench) startSink(ctx context.Context, pod string, n int64) (wait func(k
 
 // restarts: edit demo.py, wait until the restarted app serves the new code.
 func (b *bench) restarts(ctx context.Context, pod *corev1.Pod, res *results) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
+	root := b.env.Root
 	local, err := os.MkdirTemp("", "bench-demo-")
 	if err != nil {
 		return err
@@ -852,7 +848,7 @@ func (b *bench) restarts(ctx context.Context, pod *corev1.Pod, res *results) err
 	// devssh -L (over the API server's port-forward): kubectl port-forward
 	// ends at the first connection that the restarting app refuses.
 	pf := exec.Command(b.env.Kubectl, "devssh", "-n", b.ns, "pod/"+pod.Name, "-N", "-L", "18089:localhost:8080")
-	var pfOut lockedBuffer
+	var pfOut framework.LockedBuffer
 	pf.Stdout, pf.Stderr = &pfOut, &pfOut
 	if err := pf.Start(); err != nil {
 		return err
@@ -1073,23 +1069,6 @@ func inotifyWatches(pid int) (int, error) {
 	return n, nil
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 type results struct {
 	latency                      []time.Duration
 	treeFiles                    int
@@ -1263,21 +1242,4 @@ func (r *results) write(path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -208,7 +207,7 @@ func TestDevsshDemoPython(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ptmx.Close()
-		var out lockedBuffer
+		var out framework.LockedBuffer
 		go func() {
 			buf := make([]byte, 4096)
 			for {
@@ -469,7 +468,7 @@ func TestDevsshDemoPython(t *testing.T) {
 
 	t.Run("the port-forward drops during a session", func(t *testing.T) {
 		cmd := exec.Command(env.Kubectl, "devssh", "-n", ns, "deploy/demo", "--", "sh", "-c", "echo started; sleep 120")
-		var stdout, stderr lockedBuffer
+		var stdout, stderr framework.LockedBuffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -575,24 +574,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func waitOutput(t *testing.T, b *lockedBuffer, what string, ok func(string) bool) {
+func waitOutput(t *testing.T, b *framework.LockedBuffer, what string, ok func(string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !ok(b.String()) {

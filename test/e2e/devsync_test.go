@@ -54,7 +54,7 @@ func devsyncOK(t *testing.T, ns string, args ...string) framework.Result {
 // watchingDevsync is a "kubectl devsync" running in the background.
 type watchingDevsync struct {
 	cmd            *exec.Cmd
-	stdout, stderr *lockedBuffer
+	stdout, stderr *framework.LockedBuffer
 	done           chan error
 }
 
@@ -62,7 +62,7 @@ type watchingDevsync struct {
 // test ends, or by stop.
 func startDevsync(t *testing.T, ns string, args ...string) *watchingDevsync {
 	t.Helper()
-	w := &watchingDevsync{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	w := &watchingDevsync{stdout: &framework.LockedBuffer{}, stderr: &framework.LockedBuffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(env.Kubectl, append([]string{"devsync", "-n", ns}, args...)...)
 	w.cmd.Stdout, w.cmd.Stderr = w.stdout, w.stderr
 	if err := w.cmd.Start(); err != nil {
@@ -646,7 +646,7 @@ func TestDevsyncReadOnlyRootFS(t *testing.T) {
 func sshForward(t *testing.T, ns, ref string, remotePort int) int {
 	t.Helper()
 	port := freePort(t)
-	var out lockedBuffer
+	var out framework.LockedBuffer
 	cmd := exec.Command(env.Kubectl, "devssh", "-n", ns, ref, "-N", "-L", fmt.Sprintf("%d:localhost:%d", port, remotePort))
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
