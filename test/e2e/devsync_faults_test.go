@@ -26,7 +26,9 @@ func kdevClusterUp(ctx context.Context) (string, error) {
 	return string(out), err
 }
 
-// processGone is true when pid no longer runs (or is a zombie).
+// processGone is true when no thread of pid runs any more. A Go program's
+// leader thread may be a zombie while its other threads still exit,
+// holding its files (the API server's listening port among them).
 func processGone(pid int) bool {
 	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 		return true
@@ -37,10 +39,12 @@ func processGone(pid int) bool {
 	}
 	// "pid (comm) S ...": the state follows the last ')'.
 	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X') {
+		return false
 	}
-	return false
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(tasks) <= 1
 }
 
 // stillWatching fails the test when the background devsync has exited.

@@ -291,7 +291,7 @@ func killAll(pids []int) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range infos {
-		for p.Alive() && time.Now().Before(deadline) {
+		for !p.Exited() && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}

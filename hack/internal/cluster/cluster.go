@@ -383,6 +383,10 @@ func (c Config) stopComponent(comp Component) error {
 		if err := stopPid(p, grace); err != nil {
 			return fmt.Errorf("stop %s: %w", comp.Name, err)
 		}
+	} else if err == nil && !p.Alive() && !waitExited(p, 10*time.Second) {
+		// It was exiting on its own (stopped by someone else): its last
+		// threads still hold its files, the listening ports among them.
+		return fmt.Errorf("stop %s: pid %d is still exiting after 10s", comp.Name, p.Pid)
 	}
 	if comp.Name == "containerd" {
 		c.killContainers() // shims whose containers were gone stay until containerd deletes them

@@ -65,6 +65,25 @@ func (p PidInfo) Alive() bool {
 	return err == nil && state != 'Z' && state != 'X' && start == p.StartTime
 }
 
+// Exited reports whether no thread of the process in info runs any more.
+// Alive turns false as soon as the thread group's leader is a zombie, but
+// the other threads of a multi-threaded process (any Go program) may still
+// be exiting then, and they hold the process's files: its listening
+// sockets close only when the last of them is gone. A zombie leader stays
+// listed in its own /proc/<pid>/task until it is reaped; the others leave
+// that list after they have released their files.
+func (p PidInfo) Exited() bool {
+	if p.Alive() {
+		return false
+	}
+	_, start, err := procStat(p.Pid)
+	if err != nil || start != p.StartTime {
+		return true // reaped, or the pid is another process's now
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.Pid))
+	return err != nil || len(tasks) <= 1
+}
+
 func readPidFile(file string) (PidInfo, error) {
 	var p PidInfo
 	b, err := os.ReadFile(file)
@@ -124,32 +143,36 @@ func startDetached(args []string, logFile, pidFile string, env []string) (PidInf
 // stopPid stops the process recorded in info: SIGTERM, wait, SIGKILL. A pid
 // whose start time differs (reused) is never signalled.
 func stopPid(info PidInfo, grace time.Duration) error {
-	if !info.Alive() {
+	if info.Exited() {
 		return nil
 	}
 	if err := syscall.Kill(info.Pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err
 	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !info.Alive() {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+	if waitExited(info, grace) {
+		return nil
 	}
-	if info.Alive() {
-		if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return err
-		}
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if !info.Alive() {
-			return nil
+	if waitExited(info, 5*time.Second) {
+		return nil
+	}
+	return fmt.Errorf("pid %d did not exit after SIGKILL", info.Pid)
+}
+
+// waitExited waits up to timeout for info.Exited and says whether it came.
+func waitExited(info PidInfo, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if info.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("pid %d did not exit after SIGKILL", info.Pid)
 }
 
 // listPids returns the pids of all processes.
