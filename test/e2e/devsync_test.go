@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
@@ -547,7 +548,7 @@ func TestDevsyncFollowsThePod(t *testing.T) {
 	ns := sshDemo(t, env.Image("demo-python", "latest"), false)
 	local := t.TempDir()
 	syncTree(t, local)
-	startDevsync(t, ns, local, "deploy/demo", "--dest", "/srv/w")
+	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/srv/w")
 	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
 
 	pod := agentPod(t, ns, "demo")
@@ -580,6 +581,28 @@ func TestDevsyncFollowsThePod(t *testing.T) {
 	})
 	mustWrite(t, filepath.Join(local, "after/kill.txt"), "made after the kill\n", 0o644)
 	waitSameTree(t, ns, "pod/"+pod.Name, "/srv/w", local, 2*time.Minute)
+
+	// No pod at all: devsync waits for one; Ctrl-C then ends it cleanly
+	// (exit 0; it once panicked here, closing the session it did not have).
+	scale := `{"spec":{"replicas":0}}`
+	if _, err := env.Client.AppsV1().Deployments(ns).Patch(context.Background(), "demo", types.MergePatchType, []byte(scale), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, w.stderr, "devsync to wait for a pod of deploy/demo", func(s string) bool {
+		return strings.Contains(s, "waiting for deploy/demo")
+	})
+	if err := w.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w.done:
+		w.done <- err
+		if err != nil || strings.Contains(w.stderr.String(), "panic") {
+			t.Fatalf("devsync interrupted while waiting for a pod: %v\nstderr:\n%s", err, w.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("devsync did not end within 30s of Ctrl-C while waiting for a pod; stderr:\n%s", w.stderr.String())
+	}
 }
 
 // httpBody is one GET's trimmed body (an error for a status other than 200).

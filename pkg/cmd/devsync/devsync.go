@@ -227,7 +227,11 @@ type session struct {
 	client *filesync.Client
 }
 
+// close is safe on a nil session (none after an interrupted reconnect).
 func (s *session) close() {
+	if s == nil {
+		return
+	}
 	if s.client != nil {
 		s.client.Close()
 	}
