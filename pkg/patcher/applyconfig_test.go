@@ -56,7 +56,7 @@ spec:
         resources:
           limits:
             cpu: "2"
-            memory: 256Mi
+            memory: 1Gi
           requests:
             cpu: 10m
             memory: 32Mi
