@@ -631,9 +631,13 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Created with the permission bits it will have (minus the umask), so
+	// that Commit rarely needs a chmod; set-id bits come only after the
+	// chown, in Commit.
+	perm := createPerm(opts.Mode)
 	if !r.noTmpfile.Load() {
 		// "." relative to the O_PATH descriptor: the directory itself.
-		fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, perm)
 		if err == nil {
 			return &PendingFile{name: name, dirfd: pfd, base: base, f: os.NewFile(uintptr(fd), name), opts: opts}, nil
 		}
@@ -641,7 +645,7 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 			r.noTmpfile.Store(true) // this filesystem (or kernel) has no O_TMPFILE
 		}
 	}
-	fd, tmp, err := createTemp(pfd, base)
+	fd, tmp, err := createTemp(pfd, base, perm)
 	if err != nil {
 		unix.Close(pfd)
 		return nil, pathErr("create", name, err)
@@ -649,11 +653,21 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	return &PendingFile{name: name, dirfd: pfd, tmp: tmp, base: base, f: os.NewFile(uintptr(fd), tmp), opts: opts}, nil
 }
 
+// createPerm is the mode a file to be written with mode m is created with:
+// its permission bits, never set-id or sticky bits (those are set after the
+// chown), and 0644 for 0.
+func createPerm(m fs.FileMode) uint32 {
+	if m == 0 {
+		m = 0o644
+	}
+	return uint32(m.Perm())
+}
+
 // createTemp creates a new file with a temporary name for base in dirfd.
-func createTemp(dirfd int, base string) (int, string, error) {
+func createTemp(dirfd int, base string, perm uint32) (int, string, error) {
 	for i := 0; ; i++ {
 		tmp := tempName(base)
-		fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		if err == unix.EEXIST && i < 8 {
 			continue
 		}
@@ -742,9 +756,17 @@ func (p *PendingFile) Commit() error {
 }
 
 // finish sets owner, mode and mtime through the descriptor, and fsyncs.
+// Owner and mode are changed only where they differ: a new file usually
+// has them already (the agent's IDs are often the app's, and Create used
+// the wanted permission bits), and each change is a journaled inode update.
 func (p *PendingFile) finish(fd int) error {
-	if p.opts.Owner.UID >= 0 || p.opts.Owner.GID >= 0 {
-		if err := unix.Fchown(fd, p.opts.Owner.UID, p.opts.Owner.GID); err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return pathErr("stat", p.name, err)
+	}
+	uid, gid := p.opts.Owner.UID, p.opts.Owner.GID
+	if (uid >= 0 && uint32(uid) != st.Uid) || (gid >= 0 && uint32(gid) != st.Gid) {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
 			return pathErr("chown", p.name, err)
 		}
 	}
@@ -752,8 +774,12 @@ func (p *PendingFile) finish(fd int) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := unix.Fchmod(fd, unixMode(mode)); err != nil { // after chown, which clears set-id bits
-		return pathErr("chmod", p.name, err)
+	// Create never sets set-id bits (createPerm), so a chown cannot have
+	// cleared any: the mode read before it still tells.
+	if want := unixMode(mode); st.Mode&0o7777 != want {
+		if err := unix.Fchmod(fd, want); err != nil { // after chown, which clears set-id bits
+			return pathErr("chmod", p.name, err)
+		}
 	}
 	if p.opts.Sync {
 		if err := p.f.Sync(); err != nil {

@@ -167,6 +167,45 @@ func TestOwnerModeMtime(t *testing.T) {
 	}
 }
 
+// TestModeAndOwnerExactly: a written file ends with exactly the mode and
+// owner asked for, whether or not the agent's IDs, the umask or a chown
+// (which clears set-id bits) were in the way; the bits are changed only
+// where the new file differs, so each case goes through another path.
+func TestModeAndOwnerExactly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	dir, r := hostileRoot(t)
+	old := unix.Umask(0o077) // a restrictive umask: the created bits differ
+	t.Cleanup(func() { unix.Umask(old) })
+	me := Owner{os.Geteuid(), os.Getegid()}
+	for i, tt := range []struct {
+		mode  fs.FileMode
+		owner Owner
+		want  Owner
+	}{
+		{0o644, me, me},
+		{0o644, Owner{-1, -1}, me},
+		{0o755 | fs.ModeSetuid, me, me},
+		{0o755 | fs.ModeSetuid | fs.ModeSetgid, Owner{1000, 1001}, Owner{1000, 1001}},
+		{0o2750, Owner{1000, -1}, Owner{1000, me.GID}},
+		{0o600, Owner{1000, 1001}, Owner{1000, 1001}},
+	} {
+		name := fmt.Sprintf("app/m%d", i)
+		_, err := r.WriteFile(name, strings.NewReader("x"), WriteOptions{Mode: tt.mode, Owner: tt.owner})
+		must(t, err)
+		st, err := os.Lstat(filepath.Join(dir, name))
+		must(t, err)
+		sys := st.Sys().(*syscall.Stat_t)
+		if got := sys.Mode & 0o7777; got != unixMode(tt.mode) {
+			t.Errorf("%s: mode %#o, want %#o", name, got, unixMode(tt.mode))
+		}
+		if int(sys.Uid) != tt.want.UID || int(sys.Gid) != tt.want.GID {
+			t.Errorf("%s: owned by %d:%d, want %d:%d", name, sys.Uid, sys.Gid, tt.want.UID, tt.want.GID)
+		}
+	}
+}
+
 func TestRemoveAllDoesNotFollow(t *testing.T) {
 	dir, r := hostileRoot(t)
 	outside := t.TempDir()
