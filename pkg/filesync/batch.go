@@ -88,6 +88,11 @@ func (s *server) batch(b Begin) (err error) {
 		}
 		close(r.jobs)
 		r.workers.Wait()
+		// Ended early: unfinished files are aborted, the finished ones
+		// are kept (staging.go).
+		if perr := s.publish(); perr != nil {
+			s.root.Logf("devsync: %v", perr)
+		}
 	}()
 	for index := 0; ; index++ {
 		t, payload, err := s.fr.next()
@@ -106,6 +111,9 @@ func (s *server) batch(b Begin) (err error) {
 			r.inflight.Wait()
 			if r.fatal != nil {
 				return r.fatal
+			}
+			if err := s.publish(); err != nil {
+				r.done(-1, nil, 0, err)
 			}
 			return s.fw.write(r.result(b.ID))
 		case MsgOp:
@@ -342,8 +350,8 @@ func (s *server) writeFile(j *writeJob) (int64, error) {
 // create starts the temporary file for op, creating its parent directories
 // unless this session has already seen them.
 func (s *server) create(op *Op) (*rootfs.PendingFile, error) {
-	full := s.full(op.Path)
-	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true}
+	full, staged := s.stagedPath(s.full(op.Path))
+	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true, Direct: staged}
 	if op.MTime != 0 {
 		opts.ModTime = time.Unix(0, op.MTime)
 	}

@@ -58,6 +58,12 @@ type server struct {
 	dirs map[string]bool
 	// dirsMu guards dirs: a batch's writers use it at once.
 	dirsMu sync.Mutex
+	// staged maps each directory the current batch creates (full path)
+	// to the hidden directory it is built in, stagedOrder in creation
+	// order (staging.go); stagedMu guards both.
+	staged      map[string]string
+	stagedOrder []string
+	stagedMu    sync.Mutex
 	// lanes is the session's lane table when the client asked for lanes.
 	lanes *laneTable
 	// abort closes the session's channel.
@@ -264,6 +270,9 @@ func (s *server) list(m ListReq) error {
 			return nil
 		}
 		if strings.HasPrefix(info.Name(), rootfs.TempPrefix) {
+			if info.IsDir() {
+				return fs.SkipDir // a staged directory (staging.go)
+			}
 			return nil
 		}
 		if m.Path != "" {
@@ -324,7 +333,10 @@ func (s *server) hashFile(name string) (sum [32]byte, err error) {
 }
 
 func itemError(index int, op *Op, err error) ItemError {
-	ie := ItemError{Index: index, Op: op.Kind, Path: op.Path, Message: explain(err).Error()}
+	ie := ItemError{Index: index, Message: explain(err).Error()}
+	if op != nil { // nil: no one operation's (publishing new directories)
+		ie.Op, ie.Path = op.Kind, op.Path
+	}
 	var errno unix.Errno
 	if errors.As(err, &errno) {
 		ie.Code = unix.ErrnoName(errno)
@@ -348,6 +360,16 @@ func explain(err error) error {
 // apply runs one operation other than a write (see batch.go).
 func (s *server) apply(op *Op) (int64, error) {
 	fsys, full := s.root.FS, s.full(op.Path)
+	if op.Kind == OpDelete || op.Kind == OpRename {
+		// They act on what the client sees: the staged directories too.
+		if err := s.publish(); err != nil {
+			return 0, err
+		}
+	} else if staged, ok := s.stagedPath(full); ok {
+		full = staged
+	} else if op.Kind == OpMkdir && s.stage(full, rootfs.FileMode(op.Mode)) {
+		return 0, nil
+	}
 	switch op.Kind {
 	case OpMkdir:
 		if err := fsys.MkdirAll(full, rootfs.FileMode(op.Mode), s.root.Owner); err != nil {

@@ -595,6 +595,11 @@ type WriteOptions struct {
 	Sync bool
 	// Parents creates missing parent directories (0755, same owner).
 	Parents bool
+	// Direct creates the file under its own name at once (it must not
+	// exist), with no temporary name and no link: for a file in a
+	// directory the app cannot see yet (a staging directory that Publish
+	// puts in place later). Abort removes it.
+	Direct bool
 }
 
 // PendingFile is a file being written that appears at its name only when
@@ -607,14 +612,15 @@ type WriteOptions struct {
 // supported, the file gets a temporary name (TempPrefix) that Commit renames
 // over the target.
 type PendingFile struct {
-	name  string
-	dirfd int
-	tmp   string // the temporary name; empty while the file is unnamed
-	base  string
-	f     *os.File
-	opts  WriteOptions
-	n     int64
-	done  bool
+	name   string
+	dirfd  int
+	tmp    string // the temporary name; empty while the file is unnamed
+	base   string
+	direct bool // created under base (WriteOptions.Direct)
+	f      *os.File
+	opts   WriteOptions
+	n      int64
+	done   bool
 }
 
 // Create starts writing name atomically (see PendingFile). The file is
@@ -635,6 +641,14 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	// that Commit rarely needs a chmod; set-id bits come only after the
 	// chown, in Commit.
 	perm := createPerm(opts.Mode)
+	if opts.Direct {
+		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err != nil {
+			unix.Close(pfd)
+			return nil, pathErr("create", name, err)
+		}
+		return &PendingFile{name: name, dirfd: pfd, base: base, direct: true, f: os.NewFile(uintptr(fd), name), opts: opts}, nil
+	}
 	if !r.noTmpfile.Load() {
 		// "." relative to the O_PATH descriptor: the directory itself.
 		fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, perm)
@@ -719,6 +733,15 @@ func (p *PendingFile) Commit() error {
 	defer unix.Close(p.dirfd)
 	fd := int(p.f.Fd())
 	err := p.finish(fd)
+	if p.direct {
+		if e := p.f.Close(); e != nil && err == nil {
+			err = pathErr("close", p.name, e)
+		}
+		if err != nil {
+			unix.Unlinkat(p.dirfd, p.base, 0)
+		}
+		return err
+	}
 	if err == nil && p.tmp == "" {
 		// Link the unnamed file through its descriptor's magic link in our
 		// own /proc (linkat AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
@@ -810,6 +833,12 @@ func (p *PendingFile) Abort() error {
 	p.done = true
 	p.f.Close()
 	defer unix.Close(p.dirfd)
+	if p.direct {
+		if err := unix.Unlinkat(p.dirfd, p.base, 0); err != nil {
+			return pathErr("remove", p.name, err)
+		}
+		return nil
+	}
 	if p.tmp == "" {
 		return nil // unnamed: closing freed it
 	}
@@ -945,6 +974,98 @@ func removeAllAt(dirfd int, base, name string) error {
 // newname when it is a file, a symlink or an empty directory.
 func (r *Root) Rename(oldname, newname string) error {
 	return r.atParents("rename", oldname, newname, unix.Renameat)
+}
+
+// StagingName is a hidden name, next to the directory name, under which a
+// new directory can be built before Publish puts it at name. It starts with
+// TempPrefix, so listings skip it.
+func StagingName(name string) string {
+	dir, base := path.Split(Clean(name))
+	return dir + tempName(base)
+}
+
+// Publish puts the directory staged (built under StagingName) at name in
+// one rename, so that the app sees the whole tree appear at once. When
+// name has appeared meanwhile (the app made it), the staged entries are
+// moved into it one by one instead, replacing what is in their way, and
+// staged is removed.
+func (r *Root) Publish(staged, name string) error {
+	err := r.atParents("publish", staged, name, func(ofd int, obase string, nfd int, nbase string) error {
+		return unix.Renameat2(ofd, obase, nfd, nbase, unix.RENAME_NOREPLACE)
+	})
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	src, err := r.openDir(staged)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := r.openDir(name)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if err := mergeDir(src, int(dst.Fd()), name); err != nil {
+		return err
+	}
+	return r.RemoveAll(staged)
+}
+
+// mergeDir moves the entries of directory src into dstfd; an entry in the
+// way is replaced, except that directories are merged.
+func mergeDir(src *os.File, dstfd int, name string) error {
+	infos, err := readDirFd(src, name)
+	if err != nil {
+		return err
+	}
+	srcfd := int(src.Fd())
+	for _, info := range infos {
+		n := info.Name()
+		err := unix.Renameat2(srcfd, n, dstfd, n, unix.RENAME_NOREPLACE)
+		if !errors.Is(err, unix.EEXIST) {
+			if err != nil {
+				return pathErr("publish", name+"/"+n, err)
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dstfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return pathErr("publish", name+"/"+n, err)
+		}
+		if info.IsDir() && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := mergeAt(srcfd, dstfd, n, name+"/"+n); err != nil {
+				return err
+			}
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR || info.IsDir() {
+			// A file over a directory or the other way: make room.
+			if err := removeAllAt(dstfd, n, name+"/"+n); err != nil {
+				return err
+			}
+		}
+		if err := unix.Renameat(srcfd, n, dstfd, n); err != nil {
+			return pathErr("publish", name+"/"+n, err)
+		}
+	}
+	return nil
+}
+
+// mergeAt merges the directories called n in srcfd and dstfd.
+func mergeAt(srcfd, dstfd int, n, name string) error {
+	s, err := unix.Openat(srcfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("publish", name, err)
+	}
+	src := os.NewFile(uintptr(s), name)
+	defer src.Close()
+	d, err := unix.Openat(dstfd, n, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("publish", name, err)
+	}
+	defer unix.Close(d)
+	return mergeDir(src, d, name)
 }
 
 // atParents calls fn (renameat, linkat) with the parent directories and

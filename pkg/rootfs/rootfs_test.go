@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -387,5 +388,64 @@ func TestPendingFileAppearsWhole(t *testing.T) {
 				t.Log("this filesystem has no O_TMPFILE: both runs used temporary names")
 			}
 		})
+	}
+}
+
+// TestPublish: a staged directory is renamed into place; when the name has
+// appeared meanwhile, the staged entries are moved into it (replacing what
+// is in their way, merging directories) and the staged copy is removed.
+func TestPublish(t *testing.T) {
+	dir, r := hostileRoot(t)
+	app := filepath.Join(dir, "app")
+	stage := func(name string, files map[string]string) string {
+		staged := StagingName(name)
+		if !strings.HasPrefix(path.Base(staged), TempPrefix) || path.Dir(staged) != path.Dir(Clean(name)) {
+			t.Fatalf("StagingName(%q) = %q", name, staged)
+		}
+		must(t, r.Mkdir(staged, 0o755, Owner{-1, -1}))
+		for p, c := range files {
+			if strings.HasSuffix(p, "/") {
+				must(t, r.MkdirAll(staged+"/"+p, 0o755, Owner{-1, -1}))
+				continue
+			}
+			_, err := r.WriteFile(staged+"/"+p, strings.NewReader(c), WriteOptions{Parents: true, Direct: true})
+			must(t, err)
+		}
+		return staged
+	}
+
+	staged := stage("app/fresh", map[string]string{"a": "A", "sub/b": "B"})
+	must(t, r.Publish(staged, "app/fresh"))
+	if b, err := os.ReadFile(filepath.Join(app, "fresh/sub/b")); err != nil || string(b) != "B" {
+		t.Errorf("fresh/sub/b = %q, %v", b, err)
+	}
+
+	staged = stage("app/taken", map[string]string{"a": "new a", "d/x": "x", "f2": "a file", "d2/y": "y", "e/": ""})
+	// The app made app/taken meanwhile.
+	for p, c := range map[string]string{"a": "old a", "d/keep": "kept", "f2/z": "z", "d2": "a file", "other": "other"} {
+		must(t, os.MkdirAll(filepath.Join(app, "taken", filepath.Dir(p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(app, "taken", p), []byte(c), 0o644))
+	}
+	must(t, r.Publish(staged, "app/taken"))
+	var got []string
+	filepath.WalkDir(filepath.Join(app, "taken"), func(p string, d os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(filepath.Join(app, "taken"), p)
+		if d.IsDir() {
+			got = append(got, rel+"/")
+		} else {
+			b, _ := os.ReadFile(p)
+			got = append(got, rel+"="+string(b))
+		}
+		return nil
+	})
+	want := "./ a=new a d/ d/keep=kept d/x=x d2/ d2/y=y e/ f2=a file other=other"
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("merged:\n %s\nwant\n %s", g, want)
+	}
+	ents, _ := os.ReadDir(app)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			t.Errorf("staged copy left: %s", e.Name())
+		}
 	}
 }
