@@ -121,6 +121,7 @@ type Client struct {
 // NewClient runs the SSH handshake on conn and starts keepalives.
 func NewClient(conn net.Conn, c Config) (*Client, error) {
 	cc := c.ClientConfig()
+	conn = newCoalescingConn(conn)
 	// The port-forward stream has no deadlines: a timer bounds the handshake.
 	timer := time.AfterFunc(cc.Timeout, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, "devagent", cc)
