@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -381,7 +380,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 			open := op.Open
 			if open == nil {
 				p := filepath.Join(opts.LocalDir, filepath.FromSlash(op.Path))
-				open = func() (io.ReadCloser, error) { return os.Open(p) }
+				open = func() (io.ReadCloser, error) { return openLocal(p) }
 			}
 			if src, err = open(); err != nil {
 				res.Errors = append(res.Errors, ItemError{Index: -1, Op: op.Kind, Path: op.Path, Message: "local: " + err.Error()})

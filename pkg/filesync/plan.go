@@ -277,7 +277,7 @@ func HashLocal(dir string, rels []string) map[string][32]byte {
 	out := make(map[string][32]byte, len(rels))
 	buf := make([]byte, 64<<10)
 	for _, rel := range rels {
-		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
+		f, err := openLocal(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			continue
 		}
