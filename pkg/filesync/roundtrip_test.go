@@ -273,6 +273,29 @@ func encode(m message) []byte {
 	return rawFrame(m.msgType(), w)
 }
 
+// servedRoot runs Serve, with the agent's own IDs, on one end of a pipe
+// for a new app root holding an empty /app; it returns the root, the
+// client's end and what Serve returns.
+func servedRoot(t *testing.T) (appRoot string, conn net.Conn, served <-chan error) {
+	t.Helper()
+	appRoot = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(appRoot, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsRoot, err := rootfs.OpenDir(appRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}})
+		b.Close()
+		fsRoot.Close()
+	}()
+	return appRoot, a, done
+}
+
 func TestProtocolValidation(t *testing.T) {
 	hello := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true})
 	helloLanes := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true, Features: []string{FeatureLanes}})
@@ -311,16 +334,7 @@ func TestProtocolValidation(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			appRoot := t.TempDir()
-			os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-			fsRoot, _ := rootfs.OpenDir(appRoot)
-			defer fsRoot.Close()
-			a, b := net.Pipe()
-			done := make(chan error, 1)
-			go func() {
-				done <- Serve(context.Background(), b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}})
-				b.Close()
-			}()
+			appRoot, a, done := servedRoot(t)
 			go func() {
 				for _, f := range tt.frames {
 					if _, err := a.Write(f); err != nil {

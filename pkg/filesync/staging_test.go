@@ -186,20 +186,8 @@ func (f *failingAfter) Close() error { return nil }
 // not send them again), the unfinished one does not, and nothing hidden is
 // left behind.
 func TestStagedDirectoryWhenTheSessionFails(t *testing.T) {
-	appRoot := t.TempDir()
+	appRoot, a, served := servedRoot(t)
 	app := filepath.Join(appRoot, "app")
-	os.MkdirAll(app, 0o755)
-	fsRoot, err := rootfs.OpenDir(appRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsRoot.Close()
-	a, b := net.Pipe()
-	served := make(chan error, 1)
-	go func() {
-		served <- Serve(context.Background(), b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}})
-		b.Close()
-	}()
 	c, err := NewClient(context.Background(), a, ClientOptions{Dest: "/app"})
 	if err != nil {
 		t.Fatal(err)
