@@ -507,6 +507,7 @@ func (b *bench) initialSync(ctx context.Context, pod *corev1.Pod, res *results) 
 			m := methods[(i+r)%len(methods)]
 			dir := dest(r, m.dir)
 			dirs = append(dirs, dir)
+			settle()
 			d, err := timeit(m.name, func() error { return m.run(dir) })
 			if err != nil {
 				return err
@@ -538,6 +539,11 @@ func (b *bench) initialSync(ctx context.Context, pod *corev1.Pod, res *results) 
 // stream of "kubectl exec -i -- cat > /dev/null". The three run interleaved
 // for --rounds rounds and the medians are reported. It records the peak
 // RSS of the devsync client and of the agent.
+// settle writes the machine's dirty pages back before a timed run, so that
+// no run pays for writing back what the runs before it wrote (the local
+// cluster's node disk is on this machine; every method writes tens of MB).
+func settle() { syscall.Sync() }
+
 func (b *bench) bigFile(ctx context.Context, pod *corev1.Pod, res *results) error {
 	local, err := os.MkdirTemp("", "bench-big-")
 	if err != nil {
@@ -622,6 +628,7 @@ func (b *bench) bigFile(ctx context.Context, pod *corev1.Pod, res *results) erro
 	for r := range *rounds {
 		for i := range methods {
 			m := methods[(i+r)%len(methods)]
+			settle()
 			d, err := m.run(r)
 			if err != nil {
 				return fmt.Errorf("big file, %s: %w", m.name, err)
@@ -1149,7 +1156,7 @@ func machine() string {
 // CPU counters, a patched SSH library), so it is text, not measured here.
 const limits = `What limits them: the machine has 2 cores shared with other work, so single runs vary by 2-3x; the
 methods are interleaved, each run writes into a directory of its own, nothing is deleted until all runs
-are done, and the median is reported. The cluster's containerd and kubelet keep their data on a journaled
+are done, dirty pages are written back (sync) before each timed run, and the median is reported. The cluster's containerd and kubelet keep their data on a journaled
 ext4 image (docs/testing.md): on this machine's own disk, ext4 without a journal, creating files within
 minutes of a mass delete was 10-20x slower for every tool (find_inode_bit -> recently_deleted).
 
