@@ -52,9 +52,15 @@ type Client struct {
 	nextID  uint64
 	broken  error
 	buf     []byte
-	lanes   *laneSender // nil without lanes
-	laneErr error       // why lanes could not be opened
-	seq     uint64      // the last laned write's
+	// Lanes open in the background (each takes a few round trips) and
+	// are waited for by the first file that needs them: a sync of small
+	// files never waits. lanes and laneErr are valid once lanesReady is
+	// closed; lanesReady is nil when the session has no lanes.
+	lanesReady  chan struct{}
+	lanesCancel context.CancelFunc
+	lanes       *laneSender // nil without lanes
+	laneErr     error       // why lanes could not be opened
+	seq         uint64      // the last laned write's
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
@@ -112,18 +118,46 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 			return nil, fmt.Errorf("devsync handshake: %w", err)
 		}
 		// Without lanes the session works as well, only slower.
-		c.lanes, c.laneErr = openLanes(ctx, tok, opts.Lanes, opts.OpenLane, c.enc != nil)
+		lctx, cancel := context.WithTimeout(context.Background(), laneOpenTimeout)
+		c.lanesReady, c.lanesCancel = make(chan struct{}), cancel
+		go func() {
+			defer close(c.lanesReady)
+			defer cancel()
+			c.lanes, c.laneErr = openLanes(lctx, tok, opts.Lanes, opts.OpenLane, c.enc != nil)
+		}()
 	}
 	return c, nil
 }
 
+// laneOpenTimeout bounds the opening of the lanes.
+const laneOpenTimeout = time.Minute
+
+// waitLanes returns the lanes once they are open (nil when none could be);
+// with wait false it does not wait and returns nil while they are opening.
+func (c *Client) waitLanes(wait bool) *laneSender {
+	if c.lanesReady == nil {
+		return nil
+	}
+	if wait {
+		<-c.lanesReady
+		return c.lanes
+	}
+	select {
+	case <-c.lanesReady:
+		return c.lanes
+	default:
+		return nil
+	}
+}
+
 // Lanes reports how many lanes carry file content, and why none could be
-// opened when the session asked for some.
+// opened when the session asked for some. It waits for them to open.
 func (c *Client) Lanes() (int, error) {
-	if c.lanes == nil {
+	l := c.waitLanes(true)
+	if l == nil {
 		return 0, c.laneErr
 	}
-	return len(c.lanes.conns), nil
+	return len(l.conns), nil
 }
 
 // Welcome is the agent's answer to the handshake (destination, owner).
@@ -135,8 +169,16 @@ func (c *Client) Close() error {
 	if cl, ok := c.rw.(io.Closer); ok {
 		err = cl.Close() // the session first: then its lanes end quietly
 	}
-	if c.lanes != nil {
-		c.lanes.close()
+	if c.lanesReady != nil {
+		c.lanesCancel()
+		select {
+		case <-c.lanesReady:
+			if c.lanes != nil {
+				c.lanes.close()
+			}
+		case <-time.After(time.Second):
+			// Still opening (a stalled connection): the lanes end with it.
+		}
 	}
 	if c.enc != nil {
 		c.enc.close()
@@ -350,8 +392,8 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 	defer c.unlock(&err)
 	start := time.Now()
 	wire0 := c.fw.n
-	if c.lanes != nil {
-		wire0 += c.lanes.sent.Load() // counted below with the lanes' total
+	if l := c.waitLanes(false); l != nil {
+		wire0 += l.sent.Load() // counted below with the lanes' total
 	}
 	c.nextID++
 	id := c.nextID
@@ -388,7 +430,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 			}
 		}
 		res.Ops = append(res.Ops, op)
-		if src != nil && c.lanes != nil && op.Size >= laneMinSize {
+		if src != nil && op.Size >= laneMinSize && c.waitLanes(true) != nil {
 			c.seq++
 			err := c.fw.write(&LanedOp{Seq: c.seq, Op: op})
 			if err == nil {
@@ -443,8 +485,8 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 	res.Applied, res.Bytes = r.Applied, r.Bytes
 	res.Errors = append(res.Errors, r.Errors...)
 	res.Wire = c.fw.n - wire0
-	if c.lanes != nil {
-		res.Wire += c.lanes.sent.Load()
+	if l := c.waitLanes(false); l != nil {
+		res.Wire += l.sent.Load()
 	}
 	res.Duration = time.Since(start)
 	return res, nil

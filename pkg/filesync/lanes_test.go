@@ -41,12 +41,12 @@ func TestLanesCarryOnlyLargeFiles(t *testing.T) {
 		name, content string
 		laned         bool
 	}{{"small", "a small file", false}, {"big", big, true}} {
-		before := c.lanes.sent.Load()
+		before := c.waitLanes(true).sent.Load()
 		ops := []Op{{Kind: OpWrite, Path: tt.name, Mode: 0o644, Size: int64(len(tt.content)), Open: content(tt.content)}}
 		if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
 			t.Fatal(err, res.Errors)
 		}
-		if laned := c.lanes.sent.Load() > before; laned != tt.laned {
+		if laned := c.waitLanes(true).sent.Load() > before; laned != tt.laned {
 			t.Errorf("%s file: on the lanes %v, want %v", tt.name, laned, tt.laned)
 		}
 		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", tt.name)); string(b) != tt.content {
@@ -173,4 +173,37 @@ func rawLaneSession(t *testing.T) (c *Client, lane net.Conn, served chan error) 
 		t.Fatal(n, err)
 	}
 	return c, lane, served
+}
+
+// TestLanesOpenInTheBackground: a batch of small files does not wait for
+// the lanes to open (they take round trips that a sync of small files
+// does not need); a large file waits for them and goes on them.
+func TestLanesOpenInTheBackground(t *testing.T) {
+	gate := make(chan struct{})
+	testLanes, testLaneGate = 2, gate
+	defer func() { testLanes, testLaneGate = 0, nil }()
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, ClientOptions{})
+	ops := []Op{{Kind: OpWrite, Path: "small", Mode: 0o644, Size: 5, Open: content("small")}}
+	if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if c.waitLanes(false) != nil {
+		t.Fatal("the lanes opened while their opening was held")
+	}
+	close(gate)
+	big := strings.Repeat("x", LaneMinSize)
+	ops = []Op{{Kind: OpWrite, Path: "big", Mode: 0o644, Size: int64(len(big)), Open: content(big)}}
+	if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if l := c.waitLanes(false); l == nil || l.sent.Load() == 0 {
+		t.Error("the large file did not travel on the lanes")
+	}
+	for name, want := range map[string]string{"small": "small", "big": big} {
+		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", name)); string(b) != want {
+			t.Errorf("%s: %d bytes arrived", name, len(b))
+		}
+	}
 }

@@ -324,9 +324,6 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 		s.close()
 		return nil, err
 	}
-	if _, err := c.Lanes(); err != nil && o.Verbose {
-		fmt.Fprintf(o.ErrOut, "file content shares the session's channel (no lanes: %v)\n", err)
-	}
 	s.client = c
 	return s, nil
 }
@@ -357,6 +354,36 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	var progress filesync.Progress
+	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
+		progress = filesync.NewProgressBar(o.ErrOut)
+	}
+	syncer, err := filesync.NewSyncer(nil, filesync.Options{
+		LocalDir: o.LocalDir,
+		Ignore:   filesync.IgnoreOptions{Excludes: o.Excludes, NoGitignore: o.NoGitignore},
+		Delete:   o.Delete,
+		Progress: progress,
+		Warn:     func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
+	})
+	if err != nil {
+		return err
+	}
+	// The watch starts before the local tree is scanned, so an edit made
+	// during the initial sync is the watch's first batch instead of being
+	// missed; the scan runs while the connection is being opened.
+	var watcher *filesync.Watcher
+	if !o.Once {
+		watcher, err = filesync.NewWatcher(o.LocalDir, syncer.Ignorer(), filesync.WatchOptions{
+			Poll: o.Poll,
+			Warn: func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
+		})
+		if err != nil {
+			return err
+		}
+		defer watcher.Close()
+	}
+	syncer.Prescan()
+
 	s, err := o.connect(ctx, signer, o.PodRunningTimeout)
 	if err != nil {
 		var np *sshclient.NotPatchedError
@@ -368,24 +395,16 @@ func (o *Options) Run(ctx context.Context) error {
 	defer func() { s.close() }()
 	w := s.client.Welcome()
 	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.target.Ref(), w.Dest, w.UID, w.GID)
-	if n, _ := s.client.Lanes(); o.Verbose && n > 0 {
-		fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
+	if o.Verbose {
+		// Lanes open in the background; this waits for them.
+		if n, err := s.client.Lanes(); n > 0 {
+			fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
+		} else if err != nil {
+			fmt.Fprintf(o.ErrOut, "file content shares the session's channel (no lanes: %v)\n", err)
+		}
 	}
 
-	var progress filesync.Progress
-	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
-		progress = filesync.NewProgressBar(o.ErrOut)
-	}
-	syncer, err := filesync.NewSyncer(s.client, filesync.Options{
-		LocalDir: o.LocalDir,
-		Ignore:   filesync.IgnoreOptions{Excludes: o.Excludes, NoGitignore: o.NoGitignore},
-		Delete:   o.Delete,
-		Progress: progress,
-		Warn:     func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
-	})
-	if err != nil {
-		return err
-	}
+	syncer.SetClient(s.client)
 	sum, err := syncer.InitialSync(ctx)
 	if err != nil {
 		if o.Once {
@@ -402,14 +421,6 @@ func (o *Options) Run(ctx context.Context) error {
 		return nil
 	}
 
-	watcher, err := filesync.NewWatcher(o.LocalDir, syncer.Ignorer(), filesync.WatchOptions{
-		Poll: o.Poll,
-		Warn: func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
-	})
-	if err != nil {
-		return err
-	}
-	defer watcher.Close()
 	// The initial sync's scan, listing and plan are garbage now: give the
 	// memory back before a watch that may last all day (with 100,000 files
 	// the resident size while watching is otherwise the sync's peak).
