@@ -24,9 +24,12 @@ import (
 // operations in order.
 const DefaultWriters = 4
 
-// writeChunks is how many chunks a writer may have queued: with ChunkSize
-// chunks, a batch holds at most writers*(writeChunks+1) chunks in memory
-// (5 MiB with the defaults), whatever the size of the files.
+// writeChunks is how many chunks a file may have queued. Up to writers
+// files are being written and as many more wait for a writer (so that the
+// session goroutine reads ahead instead of parking until a writer is free):
+// with ChunkSize chunks, a batch holds at most 2*writers*writeChunks +
+// writers + 1 chunks in memory (9.25 MiB with the defaults), whatever the
+// size of the files.
 const writeChunks = 4
 
 // writeJob is one file being written by a writer goroutine. The session
@@ -73,7 +76,7 @@ func (s *server) batch(b Begin) (err error) {
 	if n <= 0 {
 		n = DefaultWriters
 	}
-	r := &batchRun{s: s, jobs: make(chan *writeJob), busy: map[string]bool{}}
+	r := &batchRun{s: s, jobs: make(chan *writeJob, n), busy: map[string]bool{}}
 	for range n {
 		r.workers.Add(1)
 		go r.work()
@@ -263,13 +266,15 @@ func (s *server) readContent(j *writeJob) error {
 
 func (r *batchRun) work() {
 	defer r.workers.Done()
+	var held heldDir
+	defer held.release()
 	for j := range r.jobs {
 		var n int64
 		var err error
 		if j.laned {
 			n, err = r.s.writeLaned(j)
 		} else {
-			n, err = r.s.writeFile(j)
+			n, err = r.s.writeFile(j, &held)
 		}
 		r.mu.Lock()
 		delete(r.busy, j.op.Path)
@@ -313,9 +318,9 @@ func (r *batchRun) result(id uint64) *Result {
 // writeFile writes one file from its job's chunks, atomically (a temporary
 // file renamed into place). It consumes every chunk even when the write
 // fails, so the session goroutine never blocks on a failed file.
-func (s *server) writeFile(j *writeJob) (int64, error) {
+func (s *server) writeFile(j *writeJob, held *heldDir) (int64, error) {
 	op := &j.op
-	pf, werr := s.create(op)
+	pf, werr := s.create(op, held)
 	defer func() {
 		if pf != nil {
 			pf.Abort()
@@ -347,9 +352,28 @@ func (s *server) writeFile(j *writeJob) (int64, error) {
 	return 0, errors.New("the session ended before the file's content did")
 }
 
+// heldDir is the directory a writer created its last file in, held open
+// (rootfs.Dir): files arrive sorted by path, so the next file of a writer
+// is usually in the same directory, and creating it there skips resolving
+// the directory's path (an openat2 and a close per file). The server's
+// dirGen tells when it may be stale: every delete, rename, symlink and
+// publish changes it, and those run while no write is in flight.
+type heldDir struct {
+	d   *rootfs.Dir
+	gen uint64
+}
+
+func (h *heldDir) release() {
+	if h.d != nil {
+		h.d.Close()
+		h.d = nil
+	}
+}
+
 // create starts the temporary file for op, creating its parent directories
-// unless this session has already seen them.
-func (s *server) create(op *Op) (*rootfs.PendingFile, error) {
+// unless this session has already seen them. held (nil for none) is the
+// writer's held directory.
+func (s *server) create(op *Op, held *heldDir) (*rootfs.PendingFile, error) {
 	full, staged := s.stagedPath(s.full(op.Path))
 	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true, Direct: staged}
 	if op.MTime != 0 {
@@ -358,7 +382,25 @@ func (s *server) create(op *Op) (*rootfs.PendingFile, error) {
 	dir := path.Dir(full)
 	s.dirsMu.Lock()
 	known := s.dirs[dir]
+	gen := s.dirGen
 	s.dirsMu.Unlock()
+	if held != nil {
+		if held.d != nil && (held.gen != gen || held.d.Name() != rootfs.Clean(dir)) {
+			held.release()
+		}
+		if held.d == nil && known {
+			if d, err := s.root.FS.HoldDir(dir); err == nil {
+				held.d, held.gen = d, gen
+			}
+		}
+		if held.d != nil {
+			if pf, err := held.d.Create(path.Base(full), opts); err == nil {
+				return pf, nil
+			}
+			// Gone or replaced behind our back: resolve it again below.
+			held.release()
+		}
+	}
 	if known {
 		opts.Parents = false
 	}
@@ -388,5 +430,6 @@ func (s *server) create(op *Op) (*rootfs.PendingFile, error) {
 func (s *server) forgetDirs() {
 	s.dirsMu.Lock()
 	s.dirs = nil
+	s.dirGen++
 	s.dirsMu.Unlock()
 }

@@ -238,7 +238,7 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 func (s *server) writeLaned(j *writeJob) (int64, error) {
 	t := s.lanes
 	defer t.finish(j.seq)
-	pf, werr := s.create(&j.op)
+	pf, werr := s.create(&j.op, nil)
 	defer func() {
 		if pf != nil {
 			pf.Abort()

@@ -56,7 +56,10 @@ type server struct {
 	// write into them skips MkdirAll (two path resolutions per file); any
 	// delete, rename or symlink forgets them.
 	dirs map[string]bool
-	// dirsMu guards dirs: a batch's writers use it at once.
+	// dirGen counts the forgetDirs: a writer's held directory (heldDir)
+	// from an older generation is resolved again.
+	dirGen uint64
+	// dirsMu guards dirs and dirGen: a batch's writers use them at once.
 	dirsMu sync.Mutex
 	// staged maps each directory the current batch creates (full path)
 	// to the hidden directory it is built in, stagedOrder in creation

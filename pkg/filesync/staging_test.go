@@ -212,3 +212,47 @@ func TestStagedDirectoryWhenTheSessionFails(t *testing.T) {
 	}
 	noTempNames(t, appRoot)
 }
+
+// TestHeldDirectoryFollowsRenames: writers keep the directory of their
+// last file open (heldDir). A rename in the middle of a batch moves that
+// directory away; the writes after it must go to the new directory of the
+// old name, not into the held one. The directories exist before the batch
+// (nothing is staged, the paths stay the same) and there are more files
+// than writers, so that each writer holds "a" when the renames come.
+func TestHeldDirectoryFollowsRenames(t *testing.T) {
+	appRoot := t.TempDir()
+	app := filepath.Join(appRoot, "app")
+	os.MkdirAll(filepath.Join(app, "a"), 0o755)
+	os.MkdirAll(filepath.Join(app, "c"), 0o755)
+	c := testSession(t, appRoot, ClientOptions{})
+	var ops []Op
+	want := ""
+	for i := range 12 {
+		p := fmt.Sprintf("a/x%02d", i)
+		ops = append(ops, Op{Kind: OpWrite, Path: p, Mode: 0o644, Open: content("x")})
+	}
+	ops = append(ops, Op{Kind: OpRename, Path: "a", To: "b"}, Op{Kind: OpRename, Path: "c", To: "a"})
+	for i := range 12 {
+		p := fmt.Sprintf("a/y%02d", i)
+		ops = append(ops, Op{Kind: OpWrite, Path: p, Mode: 0o644, Open: content("y")})
+	}
+	want += "a/\n"
+	for i := range 12 {
+		want += fmt.Sprintf("a/y%02d=y\n", i)
+	}
+	want += "b/\n"
+	for i := range 12 {
+		want += fmt.Sprintf("b/x%02d=x\n", i)
+	}
+	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) != 0 {
+		t.Fatalf("errors %+v", res.Errors)
+	}
+	if got := contents(t, app); got != want {
+		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
+	}
+	noTempNames(t, appRoot)
+}

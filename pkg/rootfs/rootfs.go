@@ -614,10 +614,11 @@ type WriteOptions struct {
 type PendingFile struct {
 	name   string
 	dirfd  int
+	ownDir bool   // dirfd is the file's to close (not a Dir's)
 	tmp    string // the temporary name; empty while the file is unnamed
 	base   string
 	direct bool // created under base (WriteOptions.Direct)
-	f      *os.File
+	fd     int  // the file, written with plain write(2): no os.File
 	opts   WriteOptions
 	n      int64
 	done   bool
@@ -637,6 +638,17 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	p, err := r.create(pfd, name, base, opts)
+	if err != nil {
+		unix.Close(pfd)
+		return nil, err
+	}
+	p.ownDir = true
+	return p, nil
+}
+
+// create starts the file base in the directory pfd (see Create).
+func (r *Root) create(pfd int, name, base string, opts WriteOptions) (*PendingFile, error) {
 	// Created with the permission bits it will have (minus the umask), so
 	// that Commit rarely needs a chmod; set-id bits come only after the
 	// chown, in Commit.
@@ -644,16 +656,15 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	if opts.Direct {
 		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		if err != nil {
-			unix.Close(pfd)
 			return nil, pathErr("create", name, err)
 		}
-		return &PendingFile{name: name, dirfd: pfd, base: base, direct: true, f: os.NewFile(uintptr(fd), name), opts: opts}, nil
+		return &PendingFile{name: name, dirfd: pfd, base: base, direct: true, fd: fd, opts: opts}, nil
 	}
 	if !r.noTmpfile.Load() {
 		// "." relative to the O_PATH descriptor: the directory itself.
 		fd, err := unix.Openat(pfd, ".", unix.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, perm)
 		if err == nil {
-			return &PendingFile{name: name, dirfd: pfd, base: base, f: os.NewFile(uintptr(fd), name), opts: opts}, nil
+			return &PendingFile{name: name, dirfd: pfd, base: base, fd: fd, opts: opts}, nil
 		}
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
 			r.noTmpfile.Store(true) // this filesystem (or kernel) has no O_TMPFILE
@@ -661,10 +672,49 @@ func (r *Root) Create(name string, opts WriteOptions) (*PendingFile, error) {
 	}
 	fd, tmp, err := createTemp(pfd, base, perm)
 	if err != nil {
-		unix.Close(pfd)
 		return nil, pathErr("create", name, err)
 	}
-	return &PendingFile{name: name, dirfd: pfd, tmp: tmp, base: base, f: os.NewFile(uintptr(fd), tmp), opts: opts}, nil
+	return &PendingFile{name: name, dirfd: pfd, tmp: tmp, base: base, fd: fd, opts: opts}, nil
+}
+
+// Dir is a directory of the root held open, to create several files in it
+// without resolving its path again for each (Root.HoldDir). The directory
+// stays the one it was when held: if it is renamed meanwhile, files go
+// where it went (still inside the root's filesystem, whose mounts it
+// cannot leave). Close it once no file it created is pending.
+type Dir struct {
+	r    *Root
+	name string
+	fd   int // O_PATH
+}
+
+// HoldDir opens the directory name, resolved inside the root.
+func (r *Root) HoldDir(name string) (*Dir, error) {
+	c := Clean(name)
+	if strings.IndexByte(c, 0) >= 0 {
+		return nil, pathErr("open", name, errors.New("path contains a NUL byte"))
+	}
+	fd, err := r.openat2(c, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &Dir{r: r, name: c, fd: fd}, nil
+}
+
+// Name is the directory's clean name in the root.
+func (d *Dir) Name() string { return d.name }
+
+// Close releases the directory.
+func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// Create is Root.Create for the file base directly in d (Parents does not
+// apply). base is one path element.
+func (d *Dir) Create(base string, opts WriteOptions) (*PendingFile, error) {
+	name := path.Join(d.name, base)
+	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\x00") {
+		return nil, pathErr("create", name, errors.New("not a single path element"))
+	}
+	return d.r.create(d.fd, name, base, opts)
 }
 
 // createPerm is the mode a file to be written with mode m is created with:
@@ -700,23 +750,39 @@ func tempName(base string) string {
 
 // Write appends to the temporary file.
 func (p *PendingFile) Write(b []byte) (int, error) {
-	n, err := p.f.Write(b)
+	n, err := p.writeAt(b, p.n)
 	p.n += int64(n)
-	if err != nil {
-		err = pathErr("write", p.name, err)
-	}
 	return n, err
 }
 
 // WriteAt writes b at offset off of the file (content that arrives out of
 // order); Size becomes the end of the furthest write.
 func (p *PendingFile) WriteAt(b []byte, off int64) (int, error) {
-	n, err := p.f.WriteAt(b, off)
+	n, err := p.writeAt(b, off)
 	p.n = max(p.n, off+int64(n))
-	if err != nil {
-		err = pathErr("write", p.name, err)
-	}
 	return n, err
+}
+
+// writeAt is pwrite(2) until b is written, retried on EINTR.
+func (p *PendingFile) writeAt(b []byte, off int64) (int, error) {
+	if p.done {
+		return 0, pathErr("write", p.name, os.ErrClosed)
+	}
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pwrite(p.fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, pathErr("write", p.name, err)
+		}
+		if m == 0 {
+			return n, pathErr("write", p.name, io.ErrShortWrite)
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // Size is the number of bytes written so far.
@@ -730,11 +796,13 @@ func (p *PendingFile) Commit() error {
 		return pathErr("commit", p.name, os.ErrClosed)
 	}
 	p.done = true
-	defer unix.Close(p.dirfd)
-	fd := int(p.f.Fd())
+	if p.ownDir {
+		defer unix.Close(p.dirfd)
+	}
+	fd := p.fd
 	err := p.finish(fd)
 	if p.direct {
-		if e := p.f.Close(); e != nil && err == nil {
+		if e := unix.Close(fd); e != nil && err == nil {
 			err = pathErr("close", p.name, e)
 		}
 		if err != nil {
@@ -769,7 +837,7 @@ func (p *PendingFile) Commit() error {
 	} else if err == nil {
 		err = p.rename()
 	}
-	if e := p.f.Close(); e != nil && err == nil {
+	if e := unix.Close(fd); e != nil && err == nil {
 		err = pathErr("close", p.name, e)
 	}
 	if err != nil && p.tmp != "" {
@@ -805,7 +873,7 @@ func (p *PendingFile) finish(fd int) error {
 		}
 	}
 	if p.opts.Sync {
-		if err := p.f.Sync(); err != nil {
+		if err := unix.Fsync(fd); err != nil {
 			return pathErr("fsync", p.name, err)
 		}
 	}
@@ -831,8 +899,10 @@ func (p *PendingFile) Abort() error {
 		return nil
 	}
 	p.done = true
-	p.f.Close()
-	defer unix.Close(p.dirfd)
+	unix.Close(p.fd)
+	if p.ownDir {
+		defer unix.Close(p.dirfd)
+	}
 	if p.direct {
 		if err := unix.Unlinkat(p.dirfd, p.base, 0); err != nil {
 			return pathErr("remove", p.name, err)

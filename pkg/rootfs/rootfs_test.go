@@ -449,3 +449,64 @@ func TestPublish(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldDir: a held directory is resolved inside the root like any path
+// (an absolute symlink to /etc is the root's etc), creates files that
+// appear whole at Commit in both ways (direct and atomic), survives the
+// files it made, and refuses anything but one path element.
+func TestHoldDir(t *testing.T) {
+	name := uniq(t)
+	dir, r := hostileRoot(t)
+	d, err := r.HoldDir("link")
+	must(t, err)
+	defer d.Close()
+	if d.Name() != "link" {
+		t.Errorf("name %q", d.Name())
+	}
+	for i, direct := range []bool{false, true} {
+		base := name + strconv.Itoa(i)
+		p, err := d.Create(base, WriteOptions{Mode: 0o600, Direct: direct})
+		must(t, err)
+		if _, err := p.Write([]byte("hel")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Write([]byte("lo")); err != nil {
+			t.Fatal(err)
+		}
+		if !direct {
+			if _, err := os.Lstat(filepath.Join(dir, "etc", base)); err == nil {
+				t.Errorf("%s visible before Commit", base)
+			}
+		}
+		must(t, p.Commit())
+		if _, err := os.Lstat("/etc/" + base); err == nil {
+			os.Remove("/etc/" + base)
+			t.Fatal("the real /etc was written")
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "etc", base))
+		must(t, err)
+		st, _ := os.Stat(filepath.Join(dir, "etc", base))
+		if string(got) != "hello" || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %q, mode %v", base, got, st.Mode())
+		}
+	}
+	// Abort of a file in a held directory leaves the directory usable.
+	p, err := d.Create(name+"-aborted", WriteOptions{})
+	must(t, err)
+	must(t, p.Abort())
+	p, err = d.Create(name+"-after", WriteOptions{})
+	must(t, err)
+	must(t, p.Commit())
+	if _, err := os.Lstat(filepath.Join(dir, "etc", name+"-after")); err != nil {
+		t.Errorf("after an abort: %v", err)
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", "x\x00y"} {
+		if p, err := d.Create(bad, WriteOptions{}); err == nil {
+			p.Abort()
+			t.Errorf("Create(%q) succeeded", bad)
+		}
+	}
+	if _, err := r.HoldDir("proclink"); err == nil {
+		t.Error("HoldDir through a magic link succeeded")
+	}
+}
