@@ -25,6 +25,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -256,10 +257,12 @@ func (c *chanRW) Close() error {
 // timeout), opens the port-forward, the SSH connection and the devsync
 // session.
 func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.Duration) (*session, error) {
+	start := time.Now()
 	t, err := sshclient.Resolve(ctx, o.Client, o.Object, sshclient.ResolveOptions{Ref: o.TypeName, Container: o.Container, Timeout: timeout})
 	if err != nil {
 		return nil, err
 	}
+	klog.V(4).Infof("resolved %s to %s in %v", o.TypeName, t.Ref(), time.Since(start))
 	if !containerRunning(t.Pod, t.Container) || t.ContainerID == "" {
 		return nil, fmt.Errorf("container %q of %s is not running", t.Container, t.Ref())
 	}
@@ -271,6 +274,7 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 	if err != nil {
 		return nil, err
 	}
+	klog.V(4).Infof("port-forward to %s open after %v", t.Ref(), time.Since(start))
 	cl, err := sshclient.NewClient(conn, sshclient.Config{Signer: signer, HostKey: t.HostKey, HostKeySource: "secret/" + t.SecretName, KeepaliveInterval: 5 * time.Second})
 	if err != nil {
 		conn.Close()
@@ -279,6 +283,7 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 		}
 		return nil, err
 	}
+	klog.V(4).Infof("SSH connection to the agent up after %v", time.Since(start))
 	s := &session{target: t, ssh: cl}
 	// open opens a devsync channel: the session's own, and its lanes
 	// (more channels of the same connection for file content, see
@@ -324,6 +329,7 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 		s.close()
 		return nil, err
 	}
+	klog.V(4).Infof("devsync session open after %v", time.Since(start))
 	s.client = c
 	return s, nil
 }
