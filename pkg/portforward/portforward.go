@@ -20,10 +20,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
+	pfconstants "k8s.io/apimachinery/pkg/util/portforward"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/client-go/transport/websocket"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/coalesce"
 )
 
 // ShouldFallback is the WebSocket-to-SPDY fallback predicate. On client-go
@@ -46,13 +51,55 @@ func NewDialer(config *rest.Config, u *url.URL) (httpstream.Dialer, error) {
 	}
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
 	if !cmdutil.PortForwardWebsockets.IsDisabled() {
-		tunneling, err := portforward.NewSPDYOverWebsocketDialer(u, config)
+		transport, holder, err := websocket.RoundTripperFor(config)
 		if err != nil {
 			return nil, err
 		}
+		tunneling := &tunnelingDialer{url: u, transport: transport, holder: holder}
 		dialer = portforward.NewFallbackDialer(tunneling, dialer, ShouldFallback)
 	}
 	return dialer, nil
+}
+
+// tunnelingDialer is client-go's SPDY-over-WebSocket dialer
+// (portforward.NewSPDYOverWebsocketDialer) with one change: the SPDY
+// connection writes through a coalesce.Conn. The SPDY framer writes each
+// data frame as three writes (stream ID, flags and length, data), and the
+// tunnel turns every write into a WebSocket message, a TLS record and a
+// syscall, then a read and a write in the API server, the kubelet and the
+// runtime: a 10,000-file devsync made 1,714 writes under 1,000 bytes out
+// of 5,569. Queued, the header words leave with their data.
+type tunnelingDialer struct {
+	url       *url.URL
+	transport http.RoundTripper
+	holder    websocket.ConnectionHolder
+}
+
+func (d *tunnelingDialer) Dial(protocols ...string) (httpstream.Connection, string, error) {
+	// WebSocket upgrades are GETs (RFC 6455 4.1).
+	req, err := http.NewRequest(http.MethodGet, d.url.String(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	tunneled := make([]string, len(protocols))
+	for i, p := range protocols {
+		tunneled[i] = pfconstants.WebsocketsSPDYTunnelingPrefix + p
+	}
+	ws, err := websocket.Negotiate(d.transport, d.holder, req, tunneled...)
+	if err != nil {
+		return nil, "", err
+	}
+	if ws == nil {
+		return nil, "", fmt.Errorf("negotiated websocket connection is nil")
+	}
+	protocol := strings.TrimPrefix(ws.Subprotocol(), pfconstants.WebsocketsSPDYTunnelingPrefix)
+	conn := coalesce.NewConn(portforward.NewTunnelingConnection("client", ws))
+	sc, err := spdystream.NewClientConnectionWithPings(conn, portforward.PingPeriod)
+	if err != nil {
+		conn.Close()
+		return nil, "", err
+	}
+	return sc, protocol, nil
 }
 
 // Target is a pod's port.

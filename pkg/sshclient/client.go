@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/coalesce"
 )
 
 // User is the user name the client logs in as; the agent ignores it (the
@@ -121,7 +123,7 @@ type Client struct {
 // NewClient runs the SSH handshake on conn and starts keepalives.
 func NewClient(conn net.Conn, c Config) (*Client, error) {
 	cc := c.ClientConfig()
-	conn = newCoalescingConn(conn)
+	conn = coalesce.NewConn(conn)
 	// The port-forward stream has no deadlines: a timer bounds the handshake.
 	timer := time.AfterFunc(cc.Timeout, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, "devagent", cc)

@@ -1,4 +1,4 @@
-package sshclient
+package coalesce
 
 import (
 	"bytes"
@@ -42,11 +42,11 @@ func (g *gatedConn) Close() error {
 	return nil
 }
 
-// TestCoalescingConnJoinsWrites: the writes made while one is in flight
+// TestConnJoinsWrites: the writes made while one is in flight
 // leave together, in order, and Close sends what is queued.
-func TestCoalescingConnJoinsWrites(t *testing.T) {
+func TestConnJoinsWrites(t *testing.T) {
 	g := &gatedConn{gate: make(chan struct{}), first: make(chan struct{})}
-	c := newCoalescingConn(g)
+	c := NewConn(g)
 	var want bytes.Buffer
 	write := func(s string) {
 		t.Helper()
@@ -82,12 +82,12 @@ func TestCoalescingConnJoinsWrites(t *testing.T) {
 	}
 }
 
-// TestCoalescingConnReportsWriteErrors: a failed write of queued bytes is
+// TestConnReportsWriteErrors: a failed write of queued bytes is
 // returned by the next Write.
-func TestCoalescingConnReportsWriteErrors(t *testing.T) {
+func TestConnReportsWriteErrors(t *testing.T) {
 	boom := errors.New("stream reset")
 	g := &gatedConn{first: make(chan struct{}), fail: boom}
-	c := newCoalescingConn(g)
+	c := NewConn(g)
 	if _, err := c.Write([]byte("lost")); err != nil {
 		t.Fatal(err) // queued: the failure comes later
 	}

@@ -1,4 +1,8 @@
-package sshclient
+// Package coalesce joins the small writes made to a connection into fewer,
+// larger ones: every layer below a kubectl-dev stream (SPDY, WebSocket,
+// TLS, and the API server, the kubelet and the container runtime that
+// relay it) does work per write, not only per byte.
+package coalesce
 
 import (
 	"net"
@@ -6,20 +10,23 @@ import (
 	"time"
 )
 
-// maxQueued bounds what a coalescingConn holds: a Write waits while this
+// maxQueued bounds what a Conn holds: a Write waits while this
 // much is queued.
 const maxQueued = 256 << 10
 
-// coalescingConn queues writes and sends what is queued in one write from
-// a goroutine of its own. golang.org/x/crypto/ssh writes each packet of at
+// Conn queues writes and sends what is queued in one write from a
+// goroutine of its own. golang.org/x/crypto/ssh writes each packet of at
 // most 32 KiB in pieces (its buffered writer's 4 KiB, then the rest), and
 // the port-forward stream below turns each write into a SPDY frame (header
 // and data written separately), a WebSocket message and a TLS record that
 // the API server, the kubelet and the runtime each handle: a profile of a
 // 10,000-file devsync counted 11,060 writes for 52.6 MB, 6,307 of them
 // under 100 bytes. Queued, the writes made while one is in flight leave
-// together; a lone write (a keystroke) leaves at once.
-type coalescingConn struct {
+// together; a lone write (a keystroke) leaves at once. kubectl-dev puts one
+// under the SSH connection (pkg/sshclient) and one under the SPDY framer of
+// the WebSocket tunnel (pkg/portforward), which writes each data frame's
+// two header words and its data separately.
+type Conn struct {
 	net.Conn
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -30,8 +37,8 @@ type coalescingConn struct {
 	done    chan struct{} // closed when the sender has stopped
 }
 
-func newCoalescingConn(c net.Conn) *coalescingConn {
-	cc := &coalescingConn{Conn: c, done: make(chan struct{})}
+func NewConn(c net.Conn) *Conn {
+	cc := &Conn{Conn: c, done: make(chan struct{})}
 	cc.cond = sync.NewCond(&cc.mu)
 	go cc.send()
 	return cc
@@ -39,7 +46,7 @@ func newCoalescingConn(c net.Conn) *coalescingConn {
 
 // Write queues p (a copy) and returns; it waits while maxQueued bytes are
 // queued. A failed write of queued bytes is returned by the next Write.
-func (c *coalescingConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.queued) >= maxQueued && c.err == nil && !c.closing {
@@ -56,7 +63,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *coalescingConn) send() {
+func (c *Conn) send() {
 	defer close(c.done)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -86,7 +93,7 @@ const closeFlushTimeout = 2 * time.Second
 
 // Close sends what is queued (waiting at most closeFlushTimeout: the peer
 // may have stopped reading), then closes the connection.
-func (c *coalescingConn) Close() error {
+func (c *Conn) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.cond.Broadcast()
