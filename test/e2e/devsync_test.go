@@ -378,9 +378,14 @@ func TestDevsyncOnce(t *testing.T) {
 	ns := sshDemo(t, env.Image("demo-python", "latest"), false)
 	local := t.TempDir()
 	syncTree(t, local)
-	r := devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once")
+	// zstd here; the runs below take the default, which on this
+	// machine's cluster (API server on 127.0.0.1) is no compression.
+	r := devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--compress", "zstd", "-v")
 	if !strings.Contains(r.Stdout, "synced 7 files") {
 		t.Errorf("stdout: %q", r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, "compressed with zstd") {
+		t.Errorf("--compress zstd -v does not say so: %q", r.Stderr)
 	}
 	waitSameTree(t, ns, "deploy/demo", "/srv/synced", local, 30*time.Second)
 	modes := devsshOK(t, ns, "deploy/demo", "--", "stat", "-c", "%a %n", "/srv/synced/run.sh", "/srv/synced/data/big.bin")
@@ -401,6 +406,9 @@ func TestDevsyncOnce(t *testing.T) {
 	mustWrite(t, filepath.Join(local, "ünïcödé/日本語.txt"), "changed\n", 0o644)
 	r = devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--delete", "-v")
 	if want := fmt.Sprintf("on %d lanes", filesync.DefaultLanes); !strings.Contains(r.Stderr, want) {
+		t.Errorf("-v does not say %q: %q", want, r.Stderr)
+	}
+	if want := "not compressed (the API server (127.0.0.1) is on this machine"; !strings.Contains(r.Stderr, want) {
 		t.Errorf("-v does not say %q: %q", want, r.Stderr)
 	}
 	waitSameTree(t, ns, "deploy/demo", "/srv/synced", local, 30*time.Second)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -84,6 +86,7 @@ type Options struct {
 	Poll              bool
 	Identity          string
 	PodRunningTimeout time.Duration
+	Compress          string
 
 	// Filled by Complete.
 	LocalDir   string
@@ -97,7 +100,7 @@ type Options struct {
 
 // NewOptions returns the defaults.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, PodRunningTimeout: 2 * time.Minute}
+	return &Options{IOStreams: streams, PodRunningTimeout: 2 * time.Minute, Compress: "auto"}
 }
 
 // NewCmdDevSync returns the root command of "kubectl devsync".
@@ -143,6 +146,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	flags.BoolVar(&o.Poll, "poll", false, "Poll the local tree instead of using inotify.")
 	flags.StringVar(&o.Identity, "identity", "", "Your SSH private key; default: the key pair in the kubectl-dev folder beside your kubeconfig (created by kubectl devpatch).")
 	flags.DurationVar(&o.PodRunningTimeout, "pod-running-timeout", o.PodRunningTimeout, "How long to wait for a running pod with a ready agent (at start; reconnects wait as long as needed).")
+	flags.StringVar(&o.Compress, "compress", o.Compress, "Compress file content with zstd: auto (unless the API server is on this machine), zstd or none.")
 }
 
 // Complete parses the arguments and builds the clients.
@@ -198,7 +202,56 @@ func (o *Options) Validate() error {
 	if o.PodRunningTimeout <= 0 {
 		return fmt.Errorf("--pod-running-timeout must be positive, not %s", o.PodRunningTimeout)
 	}
+	switch o.Compress {
+	case "auto", "zstd", "none":
+	default:
+		return fmt.Errorf("--compress must be auto, zstd or none, not %q", o.Compress)
+	}
 	return nil
+}
+
+// compressContent says whether file content is compressed, and why.
+// auto compresses unless the API server is on this machine (a loopback or
+// unspecified address, or localhost: kind, k3d, minikube's docker driver,
+// the project's own cluster). There the API server, the kubelet and the
+// runtime that relay the stream share the client's CPUs, and zstd costs
+// the client and the agent about as much as the relays save: on the local
+// cluster a 10,000-file source tree synced in 945 ms uncompressed and
+// 1012 ms compressed (medians of 7, docs/benchmarks.md). Across a network,
+// zstd (about 190 MB/s for such a tree, 2.8x smaller) is faster than the
+// link.
+func compressContent(mode, apiServer string) (bool, string) {
+	switch mode {
+	case "zstd":
+		return true, "--compress zstd"
+	case "none":
+		return false, "--compress none"
+	}
+	if h := apiServerHost(apiServer); isLocalHost(h) {
+		return false, fmt.Sprintf("the API server (%s) is on this machine; --compress zstd to compress", h)
+	}
+	return true, "the API server is remote"
+}
+
+// apiServerHost is the host name or address of a rest.Config's Host
+// ("https://127.0.0.1:6443", "127.0.0.1:6443", "https://[::1]:6443").
+func apiServerHost(host string) string {
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+func isLocalHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 func (o *Options) identityFile() string {
@@ -323,7 +376,8 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 	}
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open})
+	compress, _ := compressContent(o.Compress, o.RESTConfig.Host)
+	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open, NoCompress: !compress})
 	if err != nil {
 		rw.Close()
 		s.close()
@@ -402,6 +456,11 @@ func (o *Options) Run(ctx context.Context) error {
 	w := s.client.Welcome()
 	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.target.Ref(), w.Dest, w.UID, w.GID)
 	if o.Verbose {
+		if compress, why := compressContent(o.Compress, o.RESTConfig.Host); compress {
+			fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", why)
+		} else {
+			fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", why)
+		}
 		// Lanes open in the background; this waits for them.
 		if n, err := s.client.Lanes(); n > 0 {
 			fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
