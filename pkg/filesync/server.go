@@ -375,10 +375,7 @@ func (s *server) apply(op *Op) (int64, error) {
 	}
 	switch op.Kind {
 	case OpMkdir:
-		if err := fsys.MkdirAll(full, rootfs.FileMode(op.Mode), s.root.Owner); err != nil {
-			return 0, err
-		}
-		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
+		return 0, fsys.EnsureDir(full, rootfs.FileMode(op.Mode), s.root.Owner)
 	case OpDelete:
 		s.forgetDirs()
 		return 0, fsys.RemoveAll(full)

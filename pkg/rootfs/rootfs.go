@@ -494,22 +494,63 @@ func (r *Root) MkdirAll(name string, perm fs.FileMode, owner Owner) error {
 	} else if !errors.Is(err, unix.ENOENT) {
 		return pathErr("mkdir", name, err)
 	}
-	cur := "."
-	for _, comp := range strings.Split(c, "/") {
-		next := path.Join(cur, comp)
-		if fd, err := r.openat2(next, unix.O_PATH|unix.O_DIRECTORY); err == nil {
+	return r.mkdirParents(c, perm, owner)
+}
+
+// mkdirParents creates c, which does not exist, and its missing parents:
+// it looks at the parent first and goes up only while that is missing
+// (usually it is there: one resolution, not one per component).
+func (r *Root) mkdirParents(c string, perm fs.FileMode, owner Owner) error {
+	dir, base := path.Split(c)
+	dir = path.Clean(dir)
+	if dir != "." {
+		fd, err := r.openat2(dir, unix.O_PATH|unix.O_DIRECTORY)
+		if err == nil {
 			unix.Close(fd)
-			cur = next
-			continue
 		} else if !errors.Is(err, unix.ENOENT) {
-			return pathErr("mkdir", next, err)
-		}
-		if err := r.mkdirOne(cur, comp, next, perm, owner, false); err != nil {
+			return pathErr("mkdir", dir, err)
+		} else if err := r.mkdirParents(dir, perm, owner); err != nil {
 			return err
 		}
-		cur = next
 	}
-	return nil
+	return r.mkdirOne(dir, base, c, perm, owner, false)
+}
+
+// EnsureDir makes name a directory with mode perm: MkdirAll, then, for a
+// directory that was there already, a chmod where its bits differ. A
+// symlink to a directory is left alone (as MkdirAll and Chmod do).
+func (r *Root) EnsureDir(name string, perm fs.FileMode, owner Owner) error {
+	c := Clean(name)
+	if c == "." {
+		return nil
+	}
+	fd, err := r.openat2(c, unix.O_PATH|unix.O_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return r.mkdirParents(c, perm, owner)
+	}
+	if err != nil {
+		return pathErr("mkdir", name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return pathErr("mkdir", name, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if st.Mode&0o7777 != unixMode(perm) {
+			if err := chmodFd(fd, perm); err != nil {
+				return pathErr("chmod", name, err)
+			}
+		}
+		return nil
+	case unix.S_IFLNK:
+		if dfd, err := r.openat2(c, unix.O_PATH|unix.O_DIRECTORY); err == nil {
+			unix.Close(dfd)
+			return nil
+		}
+	}
+	return pathErr("mkdir", name, errors.New("exists and is not a directory (or a dangling symlink)"))
 }
 
 // Mkdir creates the single directory name (its parent must exist). Like
@@ -546,18 +587,30 @@ func (r *Root) mkdirOne(parent, base, full string, perm fs.FileMode, owner Owner
 		}
 		return pathErr("mkdir", full, err)
 	}
-	if err := fchownat(pfd, base, owner); err != nil {
-		return pathErr("chown", full, err)
-	}
-	// mkdirat applied the umask: set the exact bits on the new directory,
-	// through a descriptor of it (never by name, which could be swapped).
+	// Owner and the exact bits (mkdirat applied the umask) are set on the
+	// new directory through a descriptor of it (never by name, which could
+	// be swapped), each only where it differs: usually the agent's IDs are
+	// the owner's and the umask took nothing from perm.
 	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return pathErr("mkdir", full, err)
 	}
 	defer unix.Close(fd)
-	if err := chmodFd(fd, perm); err != nil {
-		return pathErr("chmod", full, err)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return pathErr("mkdir", full, err)
+	}
+	chowned := false
+	if (owner.UID >= 0 && uint32(owner.UID) != st.Uid) || (owner.GID >= 0 && uint32(owner.GID) != st.Gid) {
+		if err := fchownat(pfd, base, owner); err != nil {
+			return pathErr("chown", full, err)
+		}
+		chowned = true
+	}
+	if chowned || st.Mode&0o7777 != unixMode(perm) {
+		if err := chmodFd(fd, perm); err != nil {
+			return pathErr("chmod", full, err)
+		}
 	}
 	return nil
 }

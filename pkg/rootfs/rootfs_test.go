@@ -510,3 +510,59 @@ func TestHoldDir(t *testing.T) {
 		t.Error("HoldDir through a magic link succeeded")
 	}
 }
+
+// TestEnsureDir: missing directories are made (parents too) with the exact
+// mode, an existing one gets its mode fixed, a symlink to a directory is
+// left alone (its target keeps its mode), and a file in the way is an
+// error; it never leaves the root (link -> /etc is the root's etc).
+func TestEnsureDir(t *testing.T) {
+	name := uniq(t)
+	dir, r := hostileRoot(t)
+	must(t, r.EnsureDir("app/a/b/c", 0o750, Owner{UID: -1, GID: -1}))
+	for _, p := range []string{"app/a", "app/a/b", "app/a/b/c"} {
+		if st, err := os.Stat(filepath.Join(dir, p)); err != nil || st.Mode().Perm() != 0o750 {
+			t.Errorf("%s: %v %v", p, st.Mode(), err)
+		}
+	}
+	must(t, os.Chmod(filepath.Join(dir, "app/a"), 0o700))
+	must(t, r.EnsureDir("app/a", 0o755, Owner{UID: -1, GID: -1}))
+	if st, _ := os.Stat(filepath.Join(dir, "app/a")); st.Mode().Perm() != 0o755 {
+		t.Errorf("existing app/a: mode %v, want 0755", st.Mode())
+	}
+	must(t, os.Chmod(filepath.Join(dir, "etc"), 0o711))
+	must(t, r.EnsureDir("link", 0o755, Owner{UID: -1, GID: -1}))
+	if st, _ := os.Stat(filepath.Join(dir, "etc")); st.Mode().Perm() != 0o711 {
+		t.Errorf("the symlink's target was changed: %v", st.Mode())
+	}
+	must(t, r.EnsureDir("link/"+name, 0o755, Owner{UID: -1, GID: -1}))
+	if _, err := os.Lstat("/etc/" + name); err == nil {
+		os.Remove("/etc/" + name)
+		t.Fatal("the real /etc was written")
+	}
+	if st, err := os.Stat(filepath.Join(dir, "etc", name)); err != nil || !st.IsDir() {
+		t.Errorf("link/%s did not land in the root's etc: %v", name, err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "app/file"), nil, 0o644))
+	if err := r.EnsureDir("app/file", 0o755, Owner{UID: -1, GID: -1}); err == nil {
+		t.Error("a file in the way was accepted")
+	}
+	if err := r.EnsureDir("app/file/sub", 0o755, Owner{UID: -1, GID: -1}); err == nil {
+		t.Error("a directory under a file was made")
+	}
+}
+
+// TestEnsureDirOwner: new directories get the owner (as root only).
+func TestEnsureDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	dir, r := hostileRoot(t)
+	must(t, r.EnsureDir("app/x/y", 0o750|fs.ModeSetgid, Owner{UID: 1234, GID: 2345}))
+	for _, p := range []string{"app/x", "app/x/y"} {
+		var st unix.Stat_t
+		must(t, unix.Stat(filepath.Join(dir, p), &st))
+		if st.Uid != 1234 || st.Gid != 2345 || st.Mode&0o7777 != 0o2750 {
+			t.Errorf("%s: %d:%d %o, want 1234:2345 2750", p, st.Uid, st.Gid, st.Mode&0o7777)
+		}
+	}
+}
