@@ -4,8 +4,8 @@ package filesync
 
 import (
 	"bytes"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
