@@ -360,6 +360,7 @@ func (s *server) writeFile(j *writeJob, held *heldDir) (int64, error) {
 // publish changes it, and those run while no write is in flight.
 type heldDir struct {
 	d   *rootfs.Dir
+	dir string // the server's name for it (as create computes it)
 	gen uint64
 }
 
@@ -385,12 +386,12 @@ func (s *server) create(op *Op, held *heldDir) (*rootfs.PendingFile, error) {
 	gen := s.dirGen
 	s.dirsMu.Unlock()
 	if held != nil {
-		if held.d != nil && (held.gen != gen || held.d.Name() != rootfs.Clean(dir)) {
+		if held.d != nil && (held.gen != gen || held.dir != dir) {
 			held.release()
 		}
 		if held.d == nil && known {
 			if d, err := s.root.FS.HoldDir(dir); err == nil {
-				held.d, held.gen = d, gen
+				held.d, held.dir, held.gen = d, dir, gen
 			}
 		}
 		if held.d != nil {

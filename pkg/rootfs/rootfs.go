@@ -754,9 +754,6 @@ func (r *Root) HoldDir(name string) (*Dir, error) {
 	return &Dir{r: r, name: c, fd: fd}, nil
 }
 
-// Name is the directory's clean name in the root.
-func (d *Dir) Name() string { return d.name }
-
 // Close releases the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
 

@@ -1304,7 +1304,7 @@ during the sync (ext4 writeback kworkers were 14% of all samples); (3) the SSH c
 coalesced before the port-forward stream (a 10,000-file sync made 11,060 writes, 6,307 under 100 bytes,
 each a SPDY frame, WebSocket message and TLS record for every relay to handle). The agent writes 4
 files at once (DefaultWriters) under a 2-CPU limit. Then the fixed cost of a run fell from about 150
-to about 105 ms (devsync of an empty folder): the local scan runs while the connection is opened, and
+to 104-147 ms across this session's runs (devsync of an empty folder): the local scan runs while the connection is opened, and
 the lanes open in the background; the agent's writers keep their directory open (no path resolution
 per file) and the SPDY framer's header words no longer travel as messages of their own.
 

@@ -59,9 +59,15 @@ type watchingDevsync struct {
 	done           chan error
 }
 
-// startDevsync starts a watching devsync; it is stopped (SIGINT) when the
-// test ends, or by stop.
+// startDevsync starts a watching devsync and waits until it watches; it
+// is stopped (SIGINT) when the test ends, or by stop.
 func startDevsync(t *testing.T, ns string, args ...string) *watchingDevsync {
+	t.Helper()
+	return startDevsyncUntil(t, ns, "watching ", args...)
+}
+
+// startDevsyncUntil is startDevsync that returns once stderr shows ready.
+func startDevsyncUntil(t *testing.T, ns, ready string, args ...string) *watchingDevsync {
 	t.Helper()
 	w := &watchingDevsync{stdout: &framework.LockedBuffer{}, stderr: &framework.LockedBuffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(env.Kubectl, append([]string{"devsync", "-n", ns}, args...)...)
@@ -71,7 +77,7 @@ func startDevsync(t *testing.T, ns string, args ...string) *watchingDevsync {
 	}
 	go func() { w.done <- w.cmd.Wait() }()
 	t.Cleanup(func() { w.stop(t) })
-	waitOutput(t, w.stderr, "devsync to watch", func(s string) bool { return strings.Contains(s, "watching ") })
+	waitOutput(t, w.stderr, fmt.Sprintf("devsync to print %q", ready), func(s string) bool { return strings.Contains(s, ready) })
 	return w
 }
 
@@ -556,7 +562,15 @@ func TestDevsyncFollowsThePod(t *testing.T) {
 	ns := sshDemo(t, env.Image("demo-python", "latest"), false)
 	local := t.TempDir()
 	syncTree(t, local)
-	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/srv/w")
+	// Enough files for the initial sync to take a while: an edit made
+	// once it has begun (the scan is done by then) is not lost (the
+	// watch starts before the scan).
+	for i := range 2000 {
+		mustWrite(t, filepath.Join(local, fmt.Sprintf("filler/%02d/f%04d.txt", i/100, i)), strings.Repeat("x", 2000)+"\n", 0o644)
+	}
+	w := startDevsyncUntil(t, ns, "syncing ", local, "deploy/demo", "--dest", "/srv/w")
+	mustWrite(t, filepath.Join(local, "a/b/c/deep.txt"), "edited during the initial sync\n", 0o644)
+	waitOutput(t, w.stderr, "devsync to watch", func(s string) bool { return strings.Contains(s, "watching ") })
 	waitSameTree(t, ns, "deploy/demo", "/srv/w", local, time.Minute)
 
 	pod := agentPod(t, ns, "demo")

@@ -88,6 +88,10 @@ type Options struct {
 	PodRunningTimeout time.Duration
 	Compress          string
 
+	// Filled by Run: whether file content is compressed, and why (-v).
+	compress    bool
+	compressWhy string
+
 	// Filled by Complete.
 	LocalDir   string
 	TypeName   string
@@ -376,8 +380,7 @@ func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.D
 	}
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	compress, _ := compressContent(o.Compress, o.RESTConfig.Host)
-	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open, NoCompress: !compress})
+	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open, NoCompress: !o.compress})
 	if err != nil {
 		rw.Close()
 		s.close()
@@ -444,6 +447,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	syncer.Prescan()
 
+	o.compress, o.compressWhy = compressContent(o.Compress, o.RESTConfig.Host)
 	s, err := o.connect(ctx, signer, o.PodRunningTimeout)
 	if err != nil {
 		var np *sshclient.NotPatchedError
@@ -456,10 +460,10 @@ func (o *Options) Run(ctx context.Context) error {
 	w := s.client.Welcome()
 	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.target.Ref(), w.Dest, w.UID, w.GID)
 	if o.Verbose {
-		if compress, why := compressContent(o.Compress, o.RESTConfig.Host); compress {
-			fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", why)
+		if o.compress {
+			fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", o.compressWhy)
 		} else {
-			fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", why)
+			fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", o.compressWhy)
 		}
 		// Lanes open in the background; this waits for them.
 		if n, err := s.client.Lanes(); n > 0 {
