@@ -38,23 +38,12 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
-)
-
-// Environment variables the agent reads; each flag has one.
-const (
-	EnvTargetContainer = "DEVAGENT_TARGET_CONTAINER"
-	EnvKeyDir          = "DEVAGENT_KEY_DIR"
-	EnvReadyFile       = "DEVAGENT_READY_FILE"
-	// EnvHostKey and EnvAuthorizedKeys carry the keys themselves (ephemeral
-	// containers); when set they win over the files in the key folder.
-	EnvHostKey        = "DEVAGENT_HOST_KEY"
-	EnvAuthorizedKeys = "DEVAGENT_AUTHORIZED_KEYS"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 // DefaultKeyDir is where kubectl devpatch mounts the agent's Secret.
-const DefaultKeyDir = "/etc/devagent"
+const DefaultKeyDir = wire.KeyMountPath
 
 // DefaultReadyFile is the file the agent writes once its keys are loaded.
 func DefaultReadyFile() string { return filepath.Join(os.TempDir(), "devagent", "ready") }
@@ -95,9 +84,9 @@ func Main(args []string, log io.Writer) int {
 	fs.SetOutput(log)
 	cfg := Config{}
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.StringVar(&cfg.TargetContainer, "target-container", os.Getenv(EnvTargetContainer), "the app container this agent serves (env "+EnvTargetContainer+")")
-	fs.StringVar(&cfg.KeyDir, "key-dir", envOr(EnvKeyDir, DefaultKeyDir), "folder holding "+keys.HostKeyFile+" and "+keys.AuthorizedKeysFile+" (env "+EnvKeyDir+")")
-	fs.StringVar(&cfg.ReadyFile, "ready-file", envOr(EnvReadyFile, DefaultReadyFile()), "file written once the keys are loaded (env "+EnvReadyFile+")")
+	fs.StringVar(&cfg.TargetContainer, "target-container", os.Getenv(wire.EnvAgentTargetContainer), "the app container this agent serves (env "+wire.EnvAgentTargetContainer+")")
+	fs.StringVar(&cfg.KeyDir, "key-dir", envOr(wire.EnvAgentKeyDir, DefaultKeyDir), "folder holding "+keys.HostKeyFile+" and "+keys.AuthorizedKeysFile+" (env "+wire.EnvAgentKeyDir+")")
+	fs.StringVar(&cfg.ReadyFile, "ready-file", envOr(wire.EnvAgentReadyFile, DefaultReadyFile()), "file written once the keys are loaded (env "+wire.EnvAgentReadyFile+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -132,7 +121,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, log io.Wri
 	// The authorized keys are re-read on every authentication from the
 	// mounted Secret, so that kubectl devpatch can add a key without a restart.
 	authorized := sshserver.FileAuthorizedKeys(filepath.Join(cfg.KeyDir, keys.AuthorizedKeysFile))
-	if getenv(EnvAuthorizedKeys) != "" {
+	if getenv(wire.EnvAgentAuthorizedKeys) != "" {
 		authorized = sshserver.StaticAuthorizedKeys(k.AuthorizedKeys)
 	}
 	srv, err := sshserver.ForAgent(k.HostKey, authorized, log)
@@ -168,7 +157,7 @@ func LoadKeys(dir string, getenv func(string) string) (*Keys, error) {
 		}
 		return b, p, nil
 	}
-	hostPEM, hostSrc, err := read(EnvHostKey, keys.HostKeyFile)
+	hostPEM, hostSrc, err := read(wire.EnvAgentHostKey, keys.HostKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +165,7 @@ func LoadKeys(dir string, getenv func(string) string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; re-run kubectl devpatch to create a new one", hostSrc, err)
 	}
-	akData, akSrc, err := read(EnvAuthorizedKeys, keys.AuthorizedKeysFile)
+	akData, akSrc, err := read(wire.EnvAgentAuthorizedKeys, keys.AuthorizedKeysFile)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +216,7 @@ func Probe(readyFile, procDir string) error {
 func probeMain(args []string, log io.Writer) int {
 	fs := flag.NewFlagSet("devagent probe", flag.ContinueOnError)
 	fs.SetOutput(log)
-	readyFile := fs.String("ready-file", envOr(EnvReadyFile, DefaultReadyFile()), "the agent's ready file")
+	readyFile := fs.String("ready-file", envOr(wire.EnvAgentReadyFile, DefaultReadyFile()), "the agent's ready file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

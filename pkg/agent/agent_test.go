@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,7 +51,7 @@ func TestLoadKeys(t *testing.T) {
 		t.Fatalf("missing folder: %v", err)
 	}
 	// The environment (ephemeral containers) wins over the folder.
-	env := map[string]string{EnvHostKey: string(hk.PrivatePEM), EnvAuthorizedKeys: user}
+	env := map[string]string{wire.EnvAgentHostKey: string(hk.PrivatePEM), wire.EnvAgentAuthorizedKeys: user}
 	if _, err := LoadKeys(filepath.Join(dir, "missing"), func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("keys from the environment: %v", err)
 	}

@@ -3,6 +3,7 @@ package patcher
 import (
 	"context"
 	"fmt"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
@@ -35,10 +36,10 @@ func ReadAgent(ctx context.Context, c kubernetes.Interface, kind Kind, namespace
 	}
 	annotations := w.template.Annotations
 	info := &AgentInfo{Kind: kind, Namespace: namespace, Name: name,
-		Version: annotations[AnnotationAgentVersion], Container: annotations[AnnotationAgentContainer]}
-	info.Patched = annotations[AnnotationMode] != "" || info.Version != ""
+		Version: annotations[wire.AnnotationAgentVersion], Container: annotations[wire.AnnotationAgentContainer]}
+	info.Patched = annotations[wire.AnnotationMode] != "" || info.Version != ""
 	if info.Container == "" {
-		info.Container = DefaultContainerName
+		info.Container = wire.DefaultAgentContainer
 	}
 	for _, ct := range w.template.Spec.Containers {
 		if ct.Name == info.Container {

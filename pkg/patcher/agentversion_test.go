@@ -1,6 +1,7 @@
 package patcher
 
 import (
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 
 func TestReadAgentOfABarePod(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{
-		AnnotationMode: "root", AnnotationAgentVersion: "v0.1.0", AnnotationAgentContainer: "devagent-1",
+		wire.AnnotationMode: "root", wire.AnnotationAgentVersion: "v0.1.0", wire.AnnotationAgentContainer: "devagent-1",
 	}}}
 	pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "app"}}
 	pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "devagent-1", Image: "r/devagent:v0.1.0"}}}

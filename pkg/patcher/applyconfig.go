@@ -13,8 +13,8 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubectl-dev/kubectl-dev/pkg/agent"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 // AgentSpec is everything the injected fields depend on. The functions below
@@ -43,10 +43,10 @@ func (s AgentSpec) VolumeName() string { return s.Name + "-keys" }
 // Annotations are the pod-template annotations devpatch records.
 func (s AgentSpec) Annotations() map[string]string {
 	a := map[string]string{
-		AnnotationTarget:         s.Target,
-		AnnotationMode:           string(s.Mode),
-		AnnotationAgentVersion:   ImageVersion(s.Image),
-		AnnotationAgentContainer: s.Name,
+		wire.AnnotationTarget:         s.Target,
+		wire.AnnotationMode:           string(s.Mode),
+		wire.AnnotationAgentVersion:   ImageVersion(s.Image),
+		wire.AnnotationAgentContainer: s.Name,
 	}
 	if s.Supervise != nil {
 		b, _ := json.Marshal(s.Supervise.Original)
@@ -57,7 +57,7 @@ func (s AgentSpec) Annotations() map[string]string {
 
 // Args are the agent's command-line arguments.
 func (s AgentSpec) Args() []string {
-	return []string{"--target-container=" + s.Target, "--key-dir=" + KeyMountPath}
+	return []string{"--target-container=" + s.Target, "--key-dir=" + wire.KeyMountPath}
 }
 
 // The agent's resources: a small request, and limits so that a runaway agent
@@ -134,10 +134,10 @@ func AgentContainer(s AgentSpec) *corev1ac.ContainerApplyConfiguration {
 		WithResources(corev1ac.ResourceRequirements().WithRequests(agentRequests).WithLimits(agentLimits)).
 		// The agent listens on loopback only: an exec probe is the one that reaches it.
 		WithReadinessProbe(corev1ac.Probe().
-			WithExec(corev1ac.ExecAction().WithCommand(AgentBinary, "probe")).
+			WithExec(corev1ac.ExecAction().WithCommand(wire.AgentBinary, "probe")).
 			WithPeriodSeconds(2).WithTimeoutSeconds(2).WithFailureThreshold(3)).
 		WithSecurityContext(securityContextAC(AgentSecurityContext(s.Mode, s.App))).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName(s.VolumeName()).WithMountPath(KeyMountPath).WithReadOnly(true)).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName(s.VolumeName()).WithMountPath(wire.KeyMountPath).WithReadOnly(true)).
 		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError)
 }
 
@@ -211,8 +211,8 @@ func EphemeralAgent(s AgentSpec) corev1.EphemeralContainer {
 			ImagePullPolicy: corev1.PullPolicy(PullPolicy(s.Image)),
 			Args:            []string{"--target-container=" + s.Target},
 			Env: []corev1.EnvVar{
-				secretEnv(agent.EnvAuthorizedKeys, keys.AuthorizedKeysFile),
-				secretEnv(agent.EnvHostKey, keys.HostKeyFile),
+				secretEnv(wire.EnvAgentAuthorizedKeys, keys.AuthorizedKeysFile),
+				secretEnv(wire.EnvAgentHostKey, keys.HostKeyFile),
 			},
 			SecurityContext:          AgentSecurityContext(s.Mode, s.App),
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -231,7 +231,7 @@ func AgentSecret(namespace, name string, owner metav1.OwnerReference, workloadRe
 			Name:            name,
 			Namespace:       namespace,
 			Labels:          map[string]string{LabelManagedBy: secretManagedByLabelValue},
-			Annotations:     map[string]string{SecretWorkloadAnnotation: workloadRef},
+			Annotations:     map[string]string{wire.AnnotationSecretWorkload: workloadRef},
 			OwnerReferences: []metav1.OwnerReference{owner},
 		},
 		Type: corev1.SecretTypeOpaque,

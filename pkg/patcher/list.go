@@ -2,6 +2,7 @@ package patcher
 
 import (
 	"context"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +25,7 @@ type Entry struct {
 func (p *Patcher) List(ctx context.Context, namespace string) ([]Entry, error) {
 	var out []Entry
 	add := func(kind Kind, meta metav1.Object, annotations map[string]string) {
-		if annotations[AnnotationMode] == "" {
+		if annotations[wire.AnnotationMode] == "" {
 			return
 		}
 		if kind != KindDeployment && kind != KindPod && metav1.GetControllerOf(meta) != nil {
@@ -32,8 +33,8 @@ func (p *Patcher) List(ctx context.Context, namespace string) ([]Entry, error) {
 		}
 		out = append(out, Entry{
 			Namespace: meta.GetNamespace(), Kind: kind, Name: meta.GetName(),
-			Target: annotations[AnnotationTarget], Mode: annotations[AnnotationMode],
-			AgentVersion: annotations[AnnotationAgentVersion], Agent: annotations[AnnotationAgentContainer],
+			Target: annotations[wire.AnnotationTarget], Mode: annotations[wire.AnnotationMode],
+			AgentVersion: annotations[wire.AnnotationAgentVersion], Agent: annotations[wire.AnnotationAgentContainer],
 		})
 	}
 	opts := metav1.ListOptions{}
@@ -72,7 +73,7 @@ func (p *Patcher) List(ctx context.Context, namespace string) ([]Entry, error) {
 	}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if hasEphemeral(pod, pod.Annotations[AnnotationAgentContainer]) {
+		if hasEphemeral(pod, pod.Annotations[wire.AnnotationAgentContainer]) {
 			add(KindPod, pod, pod.Annotations)
 		}
 	}

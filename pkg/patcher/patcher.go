@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"io"
 	"reflect"
 	"strings"
@@ -88,7 +89,7 @@ func (cfg Config) dryRunOpt() []string {
 
 func (cfg Config) withDefaults() Config {
 	if cfg.AgentContainer == "" {
-		cfg.AgentContainer = DefaultContainerName
+		cfg.AgentContainer = wire.DefaultAgentContainer
 	}
 	if cfg.FieldManager == "" {
 		cfg.FieldManager = DefaultFieldManager
@@ -125,7 +126,7 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 		}
 	}
 	requested := cfg.TargetContainer
-	if rec := w.template.Annotations[AnnotationTarget]; requested == "" && rec != "" && rec != cfg.AgentContainer {
+	if rec := w.template.Annotations[wire.AnnotationTarget]; requested == "" && rec != "" && rec != cfg.AgentContainer {
 		for _, c := range w.template.Spec.Containers {
 			if c.Name == rec {
 				// Patched before: the app container devpatch recorded.
@@ -180,9 +181,9 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 		Target:     target,
 		Mode:       mode,
 		App:        id,
-		SecretName: SecretName(cfg.Name),
+		SecretName: wire.SecretName(cfg.Name),
 	}
-	supervised := w.template.Annotations[AnnotationSupervise] != "" && w.template.Annotations[AnnotationTarget] == target
+	supervised := w.template.Annotations[AnnotationSupervise] != "" && w.template.Annotations[wire.AnnotationTarget] == target
 	if supervised && !cfg.Supervise && cfg.Kind != KindPod {
 		p.warn("%s: container %q runs under the agent's supervisor (kubectl devpatch --supervise): kept; kubectl devpatch --remove undoes it", ref, target)
 	}
@@ -313,7 +314,7 @@ func scaledToZero(w *workload) bool {
 // returns whether it created it, and "created", "updated" or "unchanged".
 func (p *Patcher) ensureSecret(ctx context.Context, cfg Config, w *workload) (bool, string, error) {
 	secrets := p.Client.CoreV1().Secrets(cfg.Namespace)
-	name := SecretName(cfg.Name)
+	name := wire.SecretName(cfg.Name)
 	created, action := false, "unchanged"
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := secrets.Get(ctx, name, metav1.GetOptions{})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestPatchThenRemoveRestoresTheSpec(t *testing.T) {
 	if sc := spec.Containers[1].SecurityContext; *sc.RunAsUser != 1000 || *sc.RunAsGroup != 1000 {
 		t.Fatalf("agent security context %+v", sc)
 	}
-	if d.Spec.Template.Annotations[AnnotationMode] != "same-user" {
+	if d.Spec.Template.Annotations[wire.AnnotationMode] != "same-user" {
 		t.Fatalf("annotations %v", d.Spec.Template.Annotations)
 	}
 	sec, err := h.client.CoreV1().Secrets(ns).Get(ctx, "demo-devagent", metav1.GetOptions{})
@@ -455,7 +456,7 @@ func TestBarePodGetsEphemeralAgent(t *testing.T) {
 	if len(live.Spec.EphemeralContainers) != 1 || live.Spec.EphemeralContainers[0].TargetContainerName != "app" {
 		t.Fatalf("ephemeral containers %+v", live.Spec.EphemeralContainers)
 	}
-	if live.Annotations[AnnotationAgentContainer] != "devagent" {
+	if live.Annotations[wire.AnnotationAgentContainer] != "devagent" {
 		t.Fatalf("pod annotations %v", live.Annotations)
 	}
 	res, err = h.p.Patch(ctx, cfg)

@@ -3,6 +3,7 @@ package patcher
 import (
 	"context"
 	"fmt"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"reflect"
 	"strings"
 
@@ -59,7 +60,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 	}
 	supervisedTarget := ""
 	if w.template.Annotations[AnnotationSupervise] != "" {
-		supervisedTarget = w.template.Annotations[AnnotationTarget]
+		supervisedTarget = w.template.Annotations[wire.AnnotationTarget]
 	}
 	for _, u := range own.Units {
 		if supervisedTarget != "" && u.Label == fmt.Sprintf("container %q", supervisedTarget) {
@@ -106,7 +107,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		res.Removed, res.Kept = checkRemoved(res.Removed, res.Kept, after)
 		w = after
 	}
-	switch err := p.Client.CoreV1().Secrets(cfg.Namespace).Delete(ctx, SecretName(cfg.Name), metav1.DeleteOptions{}); {
+	switch err := p.Client.CoreV1().Secrets(cfg.Namespace).Delete(ctx, wire.SecretName(cfg.Name), metav1.DeleteOptions{}); {
 	case err == nil:
 		res.Secret = "deleted"
 	case apierrors.IsNotFound(err):
@@ -114,7 +115,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 	case apierrors.IsForbidden(err):
 		return res, forbiddenError(err)
 	default:
-		return res, fmt.Errorf("deleting secret/%s: %w", SecretName(cfg.Name), err)
+		return res, fmt.Errorf("deleting secret/%s: %w", wire.SecretName(cfg.Name), err)
 	}
 	if res.Changed && cfg.Wait && !scaledToZero(w) {
 		if rolls, why := rollsPods(w); !rolls {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"path"
 	"runtime"
 	"strings"
@@ -39,7 +40,7 @@ const (
 	SuperviseSocket = SuperviseMountPath + "/ctl.sock"
 	// AnnotationSupervise records the app container's original command
 	// (JSON: {"command": [...] or null, "manager": "..."}).
-	AnnotationSupervise = AnnotationPrefix + "supervise"
+	AnnotationSupervise = wire.AnnotationPrefix + "supervise"
 )
 
 // SuperviseSpec is the supervise part of an AgentSpec.
@@ -96,7 +97,7 @@ func supervisePodSpec(s AgentSpec, spec *corev1ac.PodSpecApplyConfiguration) {
 		WithName(s.InstallContainerName()).
 		WithImage(s.Image).
 		WithImagePullPolicy(corev1.PullPolicy(PullPolicy(s.Image))).
-		WithCommand(AgentBinary, "install", SuperviseBinary).
+		WithCommand(wire.AgentBinary, "install", SuperviseBinary).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(agentRequests).WithLimits(agentLimits)).
 		WithSecurityContext(securityContextAC(AgentSecurityContext(s.Mode, s.App))).
 		WithVolumeMounts(mount).
@@ -219,9 +220,9 @@ func (p *Patcher) restoreCommand(ctx context.Context, cfg Config, w *workload) e
 	if orig.Command == nil {
 		return nil // devpatch's command goes with the empty apply
 	}
-	target := w.template.Annotations[AnnotationTarget]
+	target := w.template.Annotations[wire.AnnotationTarget]
 	if target == "" {
-		return errors.New("the supervised container is not recorded (annotation " + AnnotationTarget + ")")
+		return errors.New("the supervised container is not recorded (annotation " + wire.AnnotationTarget + ")")
 	}
 	manager := orig.Manager
 	if manager == "" {

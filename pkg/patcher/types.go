@@ -110,37 +110,24 @@ const (
 	DryRunServer
 )
 
-// Defaults.
+// Defaults. What the agent must agree on (annotations, the Secret's name,
+// the key folder, the agent's path) is in pkg/wire.
 const (
-	DefaultFieldManager  = "devpatch"
-	DefaultContainerName = "devagent"
-	DefaultImageRepo     = "ghcr.io/kubectl-dev/devagent"
+	DefaultFieldManager = "devpatch"
+	DefaultImageRepo    = "ghcr.io/kubectl-dev/devagent"
 	// ImageEnv overrides the default agent image.
 	ImageEnv = "KUBECTL_DEV_AGENT_IMAGE"
-	// KeyMountPath is where the agent's Secret is mounted.
-	KeyMountPath = "/etc/devagent"
-	// AgentBinary is the agent's path inside its image.
-	AgentBinary = "/devagent"
 )
 
-// Annotations devpatch records on the pod template (and on a bare pod).
+// Labels and annotations of devpatch's own that the agent never reads.
 const (
-	AnnotationPrefix          = "devpatch.kubectl-dev.io/"
-	AnnotationTarget          = AnnotationPrefix + "target-container"
-	AnnotationMode            = AnnotationPrefix + "mode"
-	AnnotationAgentVersion    = AnnotationPrefix + "agent-version"
-	AnnotationAgentContainer  = AnnotationPrefix + "agent-container"
 	DefaultContainerAnnotKey  = "kubectl.kubernetes.io/default-container"
 	LabelManagedBy            = "app.kubernetes.io/managed-by"
-	SecretWorkloadAnnotation  = AnnotationPrefix + "workload"
 	secretManagedByLabelValue = "kubectl-devpatch"
 )
 
 // DefaultImage is the agent image of the plugin's own version.
 func DefaultImage() string { return DefaultImageRepo + ":" + version.Version }
-
-// SecretName is the name of the agent's Secret for object name.
-func SecretName(name string) string { return name + "-devagent" }
 
 // Config is one devpatch run.
 type Config struct {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 // AppLauncher runs sessions in the app's view when it can:

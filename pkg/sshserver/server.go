@@ -23,7 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 // SubsystemHandler serves one subsystem request on a session channel. The

@@ -44,11 +44,12 @@ import (
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
 )
 
@@ -193,7 +194,7 @@ func (b *bench) probe(ctx context.Context, dest string) (*filesync.Client, func(
 		return nil, nil, err
 	}
 	obj.TypeMeta = metav1.TypeMeta{Kind: "Deployment", APIVersion: appsv1.SchemeGroupVersion.String()}
-	t, err := sshclient.Resolve(ctx, b.env.Client, obj, sshclient.ResolveOptions{Ref: "deploy/demo", Timeout: time.Minute})
+	t, err := agentconn.Resolve(ctx, b.env.Client, obj, agentconn.ResolveOptions{Ref: "deploy/demo", Timeout: time.Minute})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -22,11 +22,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
 )
 
@@ -386,7 +387,7 @@ func TestDevsyncOnce(t *testing.T) {
 	syncTree(t, local)
 	// zstd here; the runs below take the default, which on this
 	// machine's cluster (API server on 127.0.0.1) is no compression.
-	r := devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--compress", "zstd", "-v")
+	r := devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--compress", "zstd", "-v=1")
 	if !strings.Contains(r.Stdout, "synced 7 files") {
 		t.Errorf("stdout: %q", r.Stdout)
 	}
@@ -410,7 +411,7 @@ func TestDevsyncOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustWrite(t, filepath.Join(local, "ünïcödé/日本語.txt"), "changed\n", 0o644)
-	r = devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--delete", "-v")
+	r = devsyncOK(t, ns, local, "deploy/demo", "--dest", "/srv/synced", "--once", "--delete", "-v=1")
 	if want := fmt.Sprintf("on %d lanes", filesync.DefaultLanes); !strings.Contains(r.Stderr, want) {
 		t.Errorf("-v does not say %q: %q", want, r.Stderr)
 	}
@@ -509,7 +510,7 @@ func rawDevsyncClient(t *testing.T, ns, ref string) *filesync.Client {
 		t.Fatal(err)
 	}
 	obj.Kind, obj.APIVersion = "Deployment", "apps/v1"
-	tg, err := sshclient.Resolve(ctx, env.Client, obj, sshclient.ResolveOptions{Ref: ref, Timeout: time.Minute})
+	tg, err := agentconn.Resolve(ctx, env.Client, obj, agentconn.ResolveOptions{Ref: ref, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

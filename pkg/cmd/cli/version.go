@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
-	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/devpatch"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
@@ -107,11 +106,11 @@ func (o *VersionOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []
 	if len(args) == 0 {
 		return nil
 	}
-	typ, name, err := devpatch.SplitTarget(args)
+	target, err := ParseTarget(args)
 	if err != nil {
 		return cmdutil.UsageErrorf(cmd, "%s", err.Error())
 	}
-	o.Name, o.Typed = name, typ+"/"+name
+	o.Name, o.Typed = target.Name, target.String()
 	if o.Namespace == "" {
 		if o.Namespace, o.ExplicitNS, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
 			return err
@@ -122,7 +121,7 @@ func (o *VersionOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []
 		if err != nil {
 			return err
 		}
-		if o.Kind, err = devpatch.ResolveKind(mapper, typ); err != nil {
+		if o.Kind, err = ResolveKind(mapper, target.Type); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"strings"
 	"testing"
 
@@ -22,9 +23,9 @@ func deployment(agentVersion string) *appsv1.Deployment {
 	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "demo:1"}}
 	if agentVersion != "" {
 		d.Spec.Template.Annotations = map[string]string{
-			patcher.AnnotationMode:           "same-user",
-			patcher.AnnotationAgentVersion:   agentVersion,
-			patcher.AnnotationAgentContainer: "devagent",
+			wire.AnnotationMode:           "same-user",
+			wire.AnnotationAgentVersion:   agentVersion,
+			wire.AnnotationAgentContainer: "devagent",
 		}
 		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers,
 			corev1.Container{Name: "devagent", Image: "ghcr.io/kubectl-dev/devagent:" + agentVersion})

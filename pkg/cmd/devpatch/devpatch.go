@@ -4,7 +4,6 @@ package devpatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,10 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
+
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -24,6 +24,7 @@ import (
 	"k8s.io/kubectl/pkg/scheme"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
@@ -116,7 +117,7 @@ func NewPatchOptions(streams genericiooptions.IOStreams) *PatchOptions {
 	return &PatchOptions{
 		PrintFlags:    genericclioptions.NewPrintFlags("patched").WithTypeSetter(scheme.Scheme),
 		IOStreams:     streams,
-		ContainerName: patcher.DefaultContainerName,
+		ContainerName: wire.DefaultAgentContainer,
 		Mode:          string(patcher.ModeAuto),
 		FieldManager:  patcher.DefaultFieldManager,
 		Wait:          true,
@@ -207,17 +208,17 @@ func (o *PatchOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []st
 			return cmdutil.UsageErrorf(cmd, "--list takes no TYPE/NAME")
 		}
 	} else {
-		typ, name, err := splitTarget(args)
+		target, err := cli.ParseTarget(args)
 		if err != nil {
 			return cmdutil.UsageErrorf(cmd, "%s", err.Error())
 		}
-		o.Name = name
+		o.Name = target.Name
 		if o.Mapper == nil {
 			if o.Mapper, err = f.ToRESTMapper(); err != nil {
 				return err
 			}
 		}
-		if o.Kind, err = ResolveKind(o.Mapper, typ); err != nil {
+		if o.Kind, err = cli.ResolveKind(o.Mapper, target.Type); err != nil {
 			return err
 		}
 	}
@@ -385,7 +386,7 @@ func (o *PatchOptions) runRemove(ctx context.Context, p *patcher.Patcher, cfg pa
 	}
 	switch res.Secret {
 	case "deleted":
-		fmt.Fprintf(o.Out, "secret/%s deleted\n", patcher.SecretName(cfg.Name))
+		fmt.Fprintf(o.Out, "secret/%s deleted\n", wire.SecretName(cfg.Name))
 	}
 	return err
 }
@@ -395,17 +396,17 @@ func (o *PatchOptions) runRemove(ctx context.Context, p *patcher.Patcher, cfg pa
 func joinUnits(units []string) string {
 	var out, annots []string
 	for _, u := range units {
-		if a, ok := strings.CutPrefix(u, "annotation "+patcher.AnnotationPrefix); ok {
+		if a, ok := strings.CutPrefix(u, "annotation "+wire.AnnotationPrefix); ok {
 			annots = append(annots, a)
 			continue
 		}
 		out = append(out, u)
 	}
 	if len(annots) == 1 {
-		out = append(out, "annotation "+patcher.AnnotationPrefix+annots[0])
+		out = append(out, "annotation "+wire.AnnotationPrefix+annots[0])
 	} else if len(annots) > 1 {
 		sort.Strings(annots)
-		out = append(out, "annotations "+patcher.AnnotationPrefix+"{"+strings.Join(annots, ",")+"}")
+		out = append(out, "annotations "+wire.AnnotationPrefix+"{"+strings.Join(annots, ",")+"}")
 	}
 	return strings.Join(out, ", ")
 }
@@ -453,60 +454,6 @@ func dryRunSuffix(s cmdutil.DryRunStrategy) string {
 		return " (server dry run)"
 	}
 	return ""
-}
-
-// splitTarget accepts TYPE/NAME or TYPE NAME.
-func splitTarget(args []string) (string, string, error) {
-	switch len(args) {
-	case 1:
-		typ, name, ok := strings.Cut(args[0], "/")
-		if !ok || typ == "" || name == "" {
-			return "", "", fmt.Errorf("expected TYPE/NAME such as deploy/demo, got %q", args[0])
-		}
-		return typ, name, nil
-	case 2:
-		if strings.Contains(args[0], "/") {
-			return "", "", fmt.Errorf("expected one TYPE/NAME, got %q", strings.Join(args, " "))
-		}
-		return args[0], args[1], nil
-	case 0:
-		return "", "", errors.New("TYPE/NAME is required, e.g. deploy/demo")
-	}
-	return "", "", fmt.Errorf("expected one TYPE/NAME, got %d arguments", len(args))
-}
-
-// ResolveKind maps what the user typed (deploy, deployments.apps,
-// Deployment, sts, po ...) to a supported kind, the way kubectl's builder
-// does, through the cluster's RESTMapper (which knows the short names).
-func ResolveKind(mapper meta.RESTMapper, typ string) (patcher.Kind, error) {
-	var gvk schema.GroupVersionKind
-	fullGVR, gr := schema.ParseResourceArg(strings.ToLower(typ))
-	if fullGVR != nil {
-		gvk, _ = mapper.KindFor(*fullGVR)
-	}
-	if gvk.Empty() {
-		gvk, _ = mapper.KindFor(gr.WithVersion(""))
-	}
-	if gvk.Empty() {
-		fullGVK, gk := schema.ParseKindArg(typ)
-		if fullGVK == nil {
-			g := gk.WithVersion("")
-			fullGVK = &g
-		}
-		if !fullGVK.Empty() {
-			if m, err := mapper.RESTMapping(fullGVK.GroupKind(), fullGVK.Version); err == nil {
-				gvk = m.GroupVersionKind
-			}
-		}
-	}
-	if gvk.Empty() {
-		return "", fmt.Errorf("the server doesn't have a resource type %q", gr.Resource)
-	}
-	k, ok := patcher.KindForGroupKind(gvk.Group, gvk.Kind)
-	if !ok {
-		return "", fmt.Errorf("kubectl devpatch works on deployments, statefulsets, daemonsets, replicasets and pods, not on %s", strings.TrimSuffix(strings.ToLower(gvk.Kind)+"."+gvk.Group, "."))
-	}
-	return k, nil
 }
 
 func hostname() string {

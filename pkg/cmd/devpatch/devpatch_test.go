@@ -8,83 +8,16 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/restmapper"
-	clienttesting "k8s.io/client-go/testing"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli/clitest"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 )
-
-// testMapper knows the kinds and short names a real cluster reports.
-func testMapper(t *testing.T) meta.RESTMapper {
-	t.Helper()
-	resources := []*metav1.APIResourceList{
-		{GroupVersion: "v1", APIResources: []metav1.APIResource{
-			{Name: "pods", Kind: "Pod", Namespaced: true, ShortNames: []string{"po"}, Verbs: []string{"get"}},
-			{Name: "services", Kind: "Service", Namespaced: true, ShortNames: []string{"svc"}, Verbs: []string{"get"}},
-		}},
-		{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
-			{Name: "deployments", Kind: "Deployment", Namespaced: true, ShortNames: []string{"deploy"}, Verbs: []string{"get"}},
-			{Name: "statefulsets", Kind: "StatefulSet", Namespaced: true, ShortNames: []string{"sts"}, Verbs: []string{"get"}},
-			{Name: "daemonsets", Kind: "DaemonSet", Namespaced: true, ShortNames: []string{"ds"}, Verbs: []string{"get"}},
-			{Name: "replicasets", Kind: "ReplicaSet", Namespaced: true, ShortNames: []string{"rs"}, Verbs: []string{"get"}},
-		}},
-	}
-	disc := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{Resources: resources}}
-	groups, err := restmapper.GetAPIGroupResources(disc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return restmapper.NewShortcutExpander(restmapper.NewDiscoveryRESTMapper(groups), disc, nil)
-}
-
-func TestResolveKind(t *testing.T) {
-	m := testMapper(t)
-	cases := map[string]patcher.Kind{
-		"deploy": patcher.KindDeployment, "deployment": patcher.KindDeployment, "deployments.apps": patcher.KindDeployment,
-		"Deployment": patcher.KindDeployment, "sts": patcher.KindStatefulSet, "ds": patcher.KindDaemonSet,
-		"rs": patcher.KindReplicaSet, "po": patcher.KindPod, "pod": patcher.KindPod, "pods": patcher.KindPod,
-	}
-	for typ, want := range cases {
-		got, err := ResolveKind(m, typ)
-		if err != nil || got != want {
-			t.Errorf("ResolveKind(%q) = %q, %v; want %q", typ, got, err, want)
-		}
-	}
-	if _, err := ResolveKind(m, "frobs"); err == nil || err.Error() != `the server doesn't have a resource type "frobs"` {
-		t.Errorf("unknown type: %v", err)
-	}
-	if _, err := ResolveKind(m, "svc"); err == nil || !strings.Contains(err.Error(), "not on service") {
-		t.Errorf("unsupported kind: %v", err)
-	}
-}
-
-func TestSplitTarget(t *testing.T) {
-	for _, c := range []struct {
-		args      []string
-		typ, name string
-		ok        bool
-	}{
-		{[]string{"deploy/demo"}, "deploy", "demo", true},
-		{[]string{"deploy", "demo"}, "deploy", "demo", true},
-		{[]string{"demo"}, "", "", false},
-		{[]string{"deploy/"}, "", "", false},
-		{nil, "", "", false},
-		{[]string{"a/b", "c"}, "", "", false},
-	} {
-		typ, name, err := splitTarget(c.args)
-		if (err == nil) != c.ok || typ != c.typ || name != c.name {
-			t.Errorf("splitTarget(%q) = %q %q %v", c.args, typ, name, err)
-		}
-	}
-}
 
 func TestValidate(t *testing.T) {
 	for _, c := range []struct {
@@ -135,7 +68,7 @@ func TestCommandPatchesListsAndRemoves(t *testing.T) {
 	run := func(args ...string) (string, string, error) {
 		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 		o := NewPatchOptions(streams)
-		o.Client, o.Mapper, o.KeyDir = client, testMapper(t), keyDir
+		o.Client, o.Mapper, o.KeyDir = client, clitest.Mapper(t), keyDir
 		o.Getenv = func(k string) string {
 			if k == patcher.ImageEnv {
 				return "reg/devagent:v9"

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,12 +25,12 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
-	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 var (
@@ -89,6 +88,9 @@ type Options struct {
 	KeyDir     string
 	Context    string
 	Kubeconfig string
+	// Dialer carries the stream to the agent: the API server's
+	// port-forward unless a test set another before Complete.
+	Dialer agentconn.Dialer
 }
 
 // NewOptions returns the defaults.
@@ -98,7 +100,10 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 
 // NewCmdDevSSH returns the root command of "kubectl devssh".
 func NewCmdDevSSH(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewOptions(streams)
+	return newCmd(f, NewOptions(streams))
+}
+
+func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                   "devssh TYPE/NAME [-c CONTAINER] [-- COMMAND [args...]]",
 		DisableFlagsInUseLine: true,
@@ -118,7 +123,7 @@ func NewCmdDevSSH(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.
 		},
 	}
 	o.AddFlags(cmd)
-	cmd.AddCommand(NewCmdConfig(f, streams))
+	cmd.AddCommand(NewCmdConfig(f, o.IOStreams))
 	return cmd
 }
 
@@ -168,8 +173,13 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 	if o.Kubeconfig == "" {
 		o.Kubeconfig = os.Getenv("KUBECONFIG")
 	}
-	if !strings.Contains(o.TypeName, "/") {
-		o.TypeName = "pod/" + o.TypeName
+	target, err := cli.ParsePodOrTarget(o.TypeName)
+	if err != nil {
+		return cmdutil.UsageErrorf(cmd, "%s", err.Error())
+	}
+	o.TypeName = target.String()
+	if o.Dialer == nil {
+		o.Dialer = agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
 	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
@@ -237,19 +247,15 @@ func connectionFailed(err error) error {
 	return exitError(255, "%v", err)
 }
 
-func (o *Options) resolve(ctx context.Context) (*sshclient.Target, error) {
-	return sshclient.Resolve(ctx, o.Client, o.Object, sshclient.ResolveOptions{
-		Ref: o.TypeName, Container: o.Container, Timeout: o.PodRunningTimeout,
-	})
+func (o *Options) connector(signer ssh.Signer) *agentconn.Connector {
+	return &agentconn.Connector{
+		Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
+		Dialer: o.Dialer, Signer: signer,
+	}
 }
 
-// dial opens the port-forward stream to the agent's SSH port.
-func (o *Options) dial(t *sshclient.Target) (net.Conn, error) {
-	dialer, err := portforward.NewDialer(o.RESTConfig, portforward.URL(o.Client.CoreV1().RESTClient(), t.Namespace, t.Pod.Name))
-	if err != nil {
-		return nil, err
-	}
-	return portforward.Dial(dialer, portforward.Target{Namespace: t.Namespace, Pod: t.Pod.Name, Port: wire.Port})
+func (o *Options) resolve(ctx context.Context) (*agentconn.Target, error) {
+	return o.connector(nil).Resolve(ctx, o.PodRunningTimeout)
 }
 
 func (o *Options) identityFile() string {
@@ -271,40 +277,23 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.UseSSH {
 		return o.runOpenSSH(ctx, t)
 	}
-	var signer ssh.Signer
-	if !o.Stdio {
-		s, err := sshclient.LoadSigner(o.identityFile())
+	if o.Stdio {
+		conn, err := o.connector(nil).Dial(ctx, t)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && o.Identity == "" {
-				return connectionFailed(fmt.Errorf("no identity at %s: run \"kubectl devpatch %s\" (it creates your key and authorizes it) or give --identity", o.identityFile(), o.TypeName))
-			}
 			return connectionFailed(err)
 		}
-		signer = s
-	}
-	conn, err := o.dial(t)
-	if err != nil {
-		return connectionFailed(err)
-	}
-	defer conn.Close()
-	if o.Stdio {
+		defer conn.Close()
 		if err := sshclient.Pipe(conn, o.In, o.Out); err != nil && !errors.Is(err, io.EOF) {
-			if re := portforward.RemoteError(conn); re != nil {
-				return connectionFailed(re)
-			}
-			return connectionFailed(fmt.Errorf("the port-forward to %s ended: %v", t.Ref(), err))
+			return connectionFailed(agentconn.StreamError(conn, t, err))
 		}
 		return nil
 	}
-	cl, err := sshclient.NewClient(conn, sshclient.Config{
-		Signer:        signer,
-		HostKey:       t.HostKey,
-		HostKeySource: "secret/" + t.SecretName,
-	})
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
 	if err != nil {
-		if re := portforward.RemoteError(conn); re != nil {
-			return connectionFailed(fmt.Errorf("%v (is the agent listening? see kubectl logs %s -c %s)", re, t.Ref(), t.Agent))
-		}
+		return connectionFailed(err)
+	}
+	cl, err := o.connector(signer).DialSSH(ctx, t)
+	if err != nil {
 		return connectionFailed(err)
 	}
 	defer cl.Close()
@@ -372,7 +361,7 @@ func (o *Options) Run(ctx context.Context) error {
 }
 
 // openSSH is the OpenSSH set-up of a target.
-func (o *Options) openSSH(t *sshclient.Target) (sshclient.OpenSSH, error) {
+func (o *Options) openSSH(t *agentconn.Target) (sshclient.OpenSSH, error) {
 	self, err := os.Executable()
 	if err != nil {
 		self = "kubectl-devssh"
@@ -387,9 +376,11 @@ func (o *Options) openSSH(t *sshclient.Target) (sshclient.OpenSSH, error) {
 		proxy = append(proxy, "--context", o.Context)
 	}
 	proxy = append(proxy, "--namespace", t.Namespace, o.TypeName)
-	kind, name, _ := strings.Cut(o.TypeName, "/")
-	kind = canonicalKind(kind)
-	alias := sshclient.Alias(kind, name, t.Namespace)
+	target, err := cli.ParsePodOrTarget(o.TypeName)
+	if err != nil {
+		return sshclient.OpenSSH{}, err
+	}
+	alias := sshclient.Alias(target.AliasKind(), target.Name, t.Namespace)
 	id, err := filepath.Abs(o.identityFile())
 	if err != nil {
 		return sshclient.OpenSSH{}, err
@@ -405,23 +396,7 @@ func (o *Options) openSSH(t *sshclient.Target) (sshclient.OpenSSH, error) {
 	}, nil
 }
 
-func canonicalKind(k string) string {
-	switch strings.ToLower(strings.SplitN(k, ".", 2)[0]) {
-	case "deploy", "deployment", "deployments":
-		return "deployment"
-	case "sts", "statefulset", "statefulsets":
-		return "sts"
-	case "ds", "daemonset", "daemonsets":
-		return "ds"
-	case "rs", "replicaset", "replicasets":
-		return "rs"
-	case "po", "pod", "pods":
-		return "pod"
-	}
-	return strings.ToLower(k)
-}
-
-func (o *Options) runOpenSSH(ctx context.Context, t *sshclient.Target) error {
+func (o *Options) runOpenSSH(ctx context.Context, t *agentconn.Target) error {
 	cfg, err := o.openSSH(t)
 	if err != nil {
 		return connectionFailed(err)

@@ -52,11 +52,3 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("connectionFailed(exit 3) = %#v", err)
 	}
 }
-
-func TestCanonicalKind(t *testing.T) {
-	for in, want := range map[string]string{"deploy": "deployment", "deployments.apps": "deployment", "sts": "sts", "pod": "pod", "po": "pod"} {
-		if got := canonicalKind(in); got != want {
-			t.Errorf("canonicalKind(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -8,21 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
@@ -33,13 +27,12 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
-	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncengine"
 )
 
 var (
@@ -100,6 +93,9 @@ type Options struct {
 	Client     kubernetes.Interface
 	RESTConfig *rest.Config
 	KeyDir     string
+	// Dialer carries the stream to the agent: the API server's
+	// port-forward unless a test set another before Complete.
+	Dialer agentconn.Dialer
 }
 
 // NewOptions returns the defaults.
@@ -109,7 +105,10 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 
 // NewCmdDevSync returns the root command of "kubectl devsync".
 func NewCmdDevSync(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewOptions(streams)
+	return newCmd(f, NewOptions(streams))
+}
+
+func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                   "devsync LOCAL_DIR TYPE/NAME [-c CONTAINER] [--dest PATH] [--once] [--delete] [--exclude GLOB]... [--restart | --signal SIG | --exec CMD] [flags]",
 		DisableFlagsInUseLine: true,
@@ -146,7 +145,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	flags.StringVar(&o.Signal, "signal", "", "Send this signal (e.g. HUP) to the app process after each synced batch.")
 	flags.StringVar(&o.Exec, "exec", "", "Run this command in the app's view after each synced batch.")
 	flags.BoolVarP(&o.Quiet, "quiet", "q", false, "No progress bar and no per-batch lines; errors only.")
-	flags.BoolVar(&o.Verbose, "verbose", false, "List the synced files (also -v).")
+	flags.BoolVar(&o.Verbose, "verbose", false, "List the synced files (and what --restart or --signal printed). -v N is the log level, as in kubectl; -v=1 says how file content travels.")
 	flags.BoolVar(&o.Poll, "poll", false, "Poll the local tree instead of using inotify.")
 	flags.StringVar(&o.Identity, "identity", "", "Your SSH private key; default: the key pair in the kubectl-dev folder beside your kubeconfig (created by kubectl devpatch).")
 	flags.DurationVar(&o.PodRunningTimeout, "pod-running-timeout", o.PodRunningTimeout, "How long to wait for a running pod with a ready agent (at start; reconnects wait as long as needed).")
@@ -159,16 +158,18 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		return cmdutil.UsageErrorf(cmd, "want LOCAL_DIR and TYPE/NAME, got %q", args)
 	}
 	o.LocalDir, o.TypeName = args[0], args[1]
-	if v := cmd.Flags().Lookup("v"); v != nil && v.Changed && v.Value.String() != "0" {
-		o.Verbose = true
-	}
 	c, err := cli.ClientsFrom(f)
 	if err != nil {
 		return err
 	}
 	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
-	if !strings.Contains(o.TypeName, "/") {
-		o.TypeName = "pod/" + o.TypeName
+	target, err := cli.ParsePodOrTarget(o.TypeName)
+	if err != nil {
+		return cmdutil.UsageErrorf(cmd, "%s", err.Error())
+	}
+	o.TypeName = target.String()
+	if o.Dialer == nil {
+		o.Dialer = agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
 	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
@@ -278,126 +279,18 @@ func (o *Options) action() *filesync.Action {
 	return nil
 }
 
-// session is one connection to one pod's agent.
-type session struct {
-	target *sshclient.Target
-	ssh    *sshclient.Client
-	client *filesync.Client
-}
-
-// close is safe on a nil session (none after an interrupted reconnect).
-func (s *session) close() {
-	if s == nil {
-		return
+// Config is the engine's configuration from the flags (a pure function of
+// the Options).
+func (o *Options) Config() syncengine.Config {
+	return syncengine.Config{
+		LocalDir:       o.LocalDir,
+		Ignore:         filesync.IgnoreOptions{Excludes: o.Excludes, NoGitignore: o.NoGitignore},
+		Delete:         o.Delete,
+		Once:           o.Once,
+		Poll:           o.Poll,
+		Action:         o.action(),
+		ConnectTimeout: o.PodRunningTimeout,
 	}
-	if s.client != nil {
-		s.client.Close()
-	}
-	if s.ssh != nil {
-		s.ssh.Close()
-	}
-}
-
-// chanRW is the devsync subsystem's channel as one io.ReadWriteCloser.
-type chanRW struct {
-	io.Reader
-	io.WriteCloser
-	sess *ssh.Session
-}
-
-func (c *chanRW) Close() error {
-	c.WriteCloser.Close()
-	return c.sess.Close()
-}
-
-// connect resolves the object to a pod with a ready agent (waiting up to
-// timeout), opens the port-forward, the SSH connection and the devsync
-// session.
-func (o *Options) connect(ctx context.Context, signer ssh.Signer, timeout time.Duration) (*session, error) {
-	start := time.Now()
-	t, err := sshclient.Resolve(ctx, o.Client, o.Object, sshclient.ResolveOptions{Ref: o.TypeName, Container: o.Container, Timeout: timeout})
-	if err != nil {
-		return nil, err
-	}
-	klog.V(4).Infof("resolved %s to %s in %v", o.TypeName, t.Ref(), time.Since(start))
-	if !containerRunning(t.Pod, t.Container) || t.ContainerID == "" {
-		return nil, fmt.Errorf("container %q of %s is not running", t.Container, t.Ref())
-	}
-	dialer, err := portforward.NewDialer(o.RESTConfig, portforward.URL(o.Client.CoreV1().RESTClient(), t.Namespace, t.Pod.Name))
-	if err != nil {
-		return nil, err
-	}
-	conn, err := portforward.Dial(dialer, portforward.Target{Namespace: t.Namespace, Pod: t.Pod.Name, Port: wire.Port})
-	if err != nil {
-		return nil, err
-	}
-	klog.V(4).Infof("port-forward to %s open after %v", t.Ref(), time.Since(start))
-	cl, err := sshclient.NewClient(conn, sshclient.Config{Signer: signer, HostKey: t.HostKey, HostKeySource: "secret/" + t.SecretName, KeepaliveInterval: 5 * time.Second})
-	if err != nil {
-		conn.Close()
-		if re := portforward.RemoteError(conn); re != nil {
-			return nil, fmt.Errorf("%v (is the agent listening? see kubectl logs %s -c %s)", re, t.Ref(), t.Agent)
-		}
-		return nil, err
-	}
-	klog.V(4).Infof("SSH connection to the agent up after %v", time.Since(start))
-	s := &session{target: t, ssh: cl}
-	// open opens a devsync channel: the session's own, and its lanes
-	// (more channels of the same connection for file content, see
-	// pkg/filesync/lanes.go).
-	open := func() (io.ReadWriteCloser, error) {
-		sess, err := cl.NewSession()
-		if err != nil {
-			return nil, fmt.Errorf("opening an SSH session: %w", err)
-		}
-		for _, kv := range t.Env("") {
-			k, v, _ := strings.Cut(kv, "=")
-			if err := sess.Setenv(k, v); err != nil {
-				sess.Close()
-				return nil, fmt.Errorf("the agent refused env %s: %w", k, err)
-			}
-		}
-		in, err := sess.StdinPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		out, err := sess.StdoutPipe()
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		if err := sess.RequestSubsystem("devsync"); err != nil {
-			sess.Close()
-			return nil, fmt.Errorf("the agent of %s has no devsync subsystem (an older agent: re-run kubectl devpatch with this release): %w", t.Ref(), err)
-		}
-		return &chanRW{Reader: out, WriteCloser: in, sess: sess}, nil
-	}
-	rw, err := open()
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	hctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{Dest: o.Dest, Name: "kubectl-devsync", Lanes: filesync.DefaultLanes, OpenLane: open, NoCompress: !o.compress})
-	if err != nil {
-		rw.Close()
-		s.close()
-		return nil, err
-	}
-	klog.V(4).Infof("devsync session open after %v", time.Since(start))
-	s.client = c
-	return s, nil
-}
-
-func containerRunning(p *corev1.Pod, name string) bool {
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == name {
-			return cs.State.Running != nil
-		}
-	}
-	return false
 }
 
 // exitError is an exit code with a one-line message.
@@ -410,219 +303,76 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	signer, err := sshclient.LoadSigner(o.identityFile())
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && o.Identity == "" {
-			return exitError(1, "no identity at %s: run \"kubectl devpatch %s\" first (it creates your key and authorizes it) or give --identity", o.identityFile(), o.TypeName)
-		}
-		return err
-	}
-	var progress filesync.Progress
-	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
-		progress = filesync.NewProgressBar(o.ErrOut)
-	}
-	syncer, err := filesync.NewSyncer(nil, filesync.Options{
-		LocalDir: o.LocalDir,
-		Ignore:   filesync.IgnoreOptions{Excludes: o.Excludes, NoGitignore: o.NoGitignore},
-		Delete:   o.Delete,
-		Progress: progress,
-		Warn:     func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
-	})
-	if err != nil {
-		return err
-	}
-	// The watch starts before the local tree is scanned, so an edit made
-	// during the initial sync is the watch's first batch instead of being
-	// missed; the scan runs while the connection is being opened.
-	var watcher *filesync.Watcher
-	if !o.Once {
-		watcher, err = filesync.NewWatcher(o.LocalDir, syncer.Ignorer(), filesync.WatchOptions{
-			Poll: o.Poll,
-			Warn: func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) },
-		})
-		if err != nil {
-			return err
-		}
-		defer watcher.Close()
-	}
-	syncer.Prescan()
-
-	o.compress, o.compressWhy = compressContent(o.Compress, o.RESTConfig.Host)
-	s, err := o.connect(ctx, signer, o.PodRunningTimeout)
-	if err != nil {
-		var np *sshclient.NotPatchedError
-		if errors.As(err, &np) {
-			return exitError(1, "%s has no devagent: run \"kubectl devpatch %s\" first", o.TypeName, o.TypeName)
-		}
-		return err
-	}
-	defer func() { s.close() }()
-	w := s.client.Welcome()
-	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.target.Ref(), w.Dest, w.UID, w.GID)
-	if o.Verbose {
-		if o.compress {
-			fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", o.compressWhy)
-		} else {
-			fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", o.compressWhy)
-		}
-		// Lanes open in the background; this waits for them.
-		if n, err := s.client.Lanes(); n > 0 {
-			fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
-		} else if err != nil {
-			fmt.Fprintf(o.ErrOut, "file content shares the session's channel (no lanes: %v)\n", err)
-		}
-	}
-
-	syncer.SetClient(s.client)
-	sum, err := syncer.InitialSync(ctx)
-	if err != nil {
-		if o.Once {
-			return err
-		}
-		fmt.Fprintf(o.ErrOut, "initial sync failed: %v\n", err)
-	} else {
-		o.report(ctx, s, sum)
-	}
-	if o.Once {
-		if err := sum.Err(); err != nil {
+		var ni *agentconn.NoIdentityError
+		if errors.As(err, &ni) {
 			return exitError(1, "%v", err)
 		}
-		return nil
+		return err
 	}
-
-	// The initial sync's scan, listing and plan are garbage now: give the
-	// memory back before a watch that may last all day (with 100,000 files
-	// the resident size while watching is otherwise the sync's peak).
-	debug.FreeOSMemory()
-	o.status("watching %s (Ctrl-C to stop)", o.LocalDir)
-
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		why := o.watch(ctx, s, syncer, watcher)
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.close()
-		o.status("%s; reconnecting", why)
-		s = o.reconnect(ctx, signer)
-		if s == nil {
-			return nil
-		}
-		syncer.SetClient(s.client)
-		w := s.client.Welcome()
-		o.status("reconnected to %s:%s", s.target.Ref(), w.Dest)
-		sum, err := syncer.InitialSync(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			fmt.Fprintf(o.ErrOut, "sync after reconnect failed: %v\n", err)
-			continue
-		}
-		o.report(ctx, s, sum)
+	cfg := o.Config()
+	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
+		cfg.Progress = filesync.NewProgressBar(o.ErrOut)
 	}
-}
-
-// watch syncs the watcher's batches over s until the session fails, the
-// pod goes away or the app container restarts; it says why it stopped.
-func (o *Options) watch(ctx context.Context, s *session, syncer *filesync.Syncer, w *filesync.Watcher) string {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	why := make(chan string, 2)
-	go func() {
-		select {
-		case <-s.ssh.Lost():
-			why <- "the connection to " + s.target.Ref() + " was lost"
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-			}
-			if msg := o.changed(wctx, s.target); msg != "" {
-				why <- msg
-				cancel()
-				return
-			}
-		}
-	}()
-	err := syncer.Watch(wctx, w, func(sum *filesync.Summary) { o.report(wctx, s, sum) })
-	select {
-	case msg := <-why:
-		return msg
-	default:
+	o.compress, o.compressWhy = compressContent(o.Compress, o.RESTConfig.Host)
+	conn := &syncengine.AgentConnector{
+		Conn: &agentconn.Connector{
+			Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
+			Dialer: o.Dialer, Signer: signer, KeepaliveInterval: 5 * time.Second,
+		},
+		Client:   o.Client,
+		Dest:     o.Dest,
+		Compress: o.compress,
+		Name:     "kubectl-devsync",
 	}
-	if err == nil {
-		return "the watch ended"
-	}
-	return "the sync failed: " + err.Error()
-}
-
-// changed reports why the pod of t is no longer the one to sync into: it
-// was deleted, or its app container restarted ("" when it still is).
-func (o *Options) changed(ctx context.Context, t *sshclient.Target) string {
-	p, err := o.Client.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return t.Ref() + " was deleted"
-	}
+	warn := func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) }
+	eng, err := syncengine.New(cfg, conn, &printer{o: o}, warn)
 	if err != nil {
-		return "" // the API server may be restarting: the SSH connection says more
+		return err
 	}
-	if p.UID != t.Pod.UID || p.DeletionTimestamp != nil {
-		return t.Ref() + " is being deleted"
+	err = eng.Run(ctx)
+	var np *agentconn.NotPatchedError
+	var oe *syncengine.OnceError
+	switch {
+	case errors.As(err, &np):
+		return exitError(1, "%s has no devagent: run \"kubectl devpatch %s\" first", o.TypeName, o.TypeName)
+	case errors.As(err, &oe):
+		return exitError(1, "%v", oe.Err)
 	}
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == t.Container && sshclient.ContainerID(cs.ContainerID) != t.ContainerID {
-			return fmt.Sprintf("container %q of %s restarted", t.Container, t.Ref())
-		}
-	}
-	return ""
+	return err
 }
 
-// reconnect follows the workload to a pod with a ready agent, retrying with
-// back-off until it works or ctx ends (nil then).
-func (o *Options) reconnect(ctx context.Context, signer ssh.Signer) *session {
-	backoff := 250 * time.Millisecond
-	last := ""
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		s, err := o.connect(ctx, signer, 30*time.Second)
-		if err == nil {
-			return s
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if msg := err.Error(); msg != last {
-			o.status("waiting for %s: %v", o.TypeName, err)
-			last = msg
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
+// printer prints what the engine does: results to stdout, status to
+// stderr, diagnostics at -v=1 and more.
+type printer struct{ o *Options }
 
-// report prints one line for a batch (and its files with -v), then runs the
-// action when something changed.
-func (o *Options) report(ctx context.Context, s *session, sum *filesync.Summary) {
-	if sum == nil {
+func (p *printer) Connected(s syncengine.Session, first bool) {
+	o := p.o
+	w := s.Client().Welcome()
+	if !first {
+		o.status("reconnected to %s:%s", s.Ref(), w.Dest)
 		return
 	}
+	o.status("syncing %s to %s:%s (owner %d:%d)", o.LocalDir, s.Ref(), w.Dest, w.UID, w.GID)
+	if !klog.V(1).Enabled() {
+		return
+	}
+	if o.compress {
+		fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", o.compressWhy)
+	} else {
+		fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", o.compressWhy)
+	}
+	// Lanes open in the background; this waits for them.
+	if n, err := s.Client().Lanes(); n > 0 {
+		fmt.Fprintf(o.ErrOut, "file content travels on %d lanes (SSH channels)\n", n)
+	} else if err != nil {
+		fmt.Fprintf(o.ErrOut, "file content shares the session's channel (no lanes: %v)\n", err)
+	}
+}
+
+func (p *printer) Synced(sum *filesync.Summary) {
+	o := p.o
 	if !o.Quiet {
 		fmt.Fprintln(o.Out, sum.String())
 		if o.Verbose {
@@ -632,25 +382,33 @@ func (o *Options) report(ctx context.Context, s *session, sum *filesync.Summary)
 	if err := sum.Err(); err != nil && !o.Once {
 		fmt.Fprintln(o.ErrOut, "error:", err) // --once exits with it instead
 	}
-	a := o.action()
-	if a == nil || len(sum.Items) == len(sum.Errors) {
-		return
-	}
-	start := time.Now()
-	out, err := s.client.Action(ctx, *a)
+}
+
+func (p *printer) ActionDone(a filesync.Action, took time.Duration, out string, err error) {
+	o := p.o
 	if err != nil {
-		if ctx.Err() == nil {
-			fmt.Fprintf(o.ErrOut, "error: %v\n", err)
-		}
+		fmt.Fprintf(o.ErrOut, "error: %v\n", err)
 		return
 	}
-	if !o.Quiet {
-		line := fmt.Sprintf("%s in %s", actionDone(*a), filesync.FormatDuration(time.Since(start)))
-		fmt.Fprintln(o.Out, line)
-		if out = strings.TrimSpace(out); out != "" && (o.Verbose || a.Kind == "exec") {
-			fmt.Fprintln(o.Out, out)
-		}
+	if o.Quiet {
+		return
 	}
+	fmt.Fprintf(o.Out, "%s in %s\n", actionDone(a), filesync.FormatDuration(took))
+	if out = strings.TrimSpace(out); out != "" && (o.Verbose || a.Kind == "exec") {
+		fmt.Fprintln(o.Out, out)
+	}
+}
+
+func (p *printer) Watching()               { p.o.status("watching %s (Ctrl-C to stop)", p.o.LocalDir) }
+func (p *printer) Reconnecting(why string) { p.o.status("%s; reconnecting", why) }
+func (p *printer) Waiting(err error)       { p.o.status("waiting for %s: %v", p.o.TypeName, err) }
+
+func (p *printer) SyncFailed(err error, afterReconnect bool) {
+	if afterReconnect {
+		fmt.Fprintf(p.o.ErrOut, "sync after reconnect failed: %v\n", err)
+		return
+	}
+	fmt.Fprintf(p.o.ErrOut, "initial sync failed: %v\n", err)
 }
 
 func actionDone(a filesync.Action) string {
@@ -667,33 +425,4 @@ func (o *Options) status(format string, args ...any) {
 	if !o.Quiet {
 		fmt.Fprintf(o.ErrOut, format+"\n", args...)
 	}
-}
-
-// RewriteVerbose turns a lone "-v" (list the synced files) into --verbose:
-// the plugins' "-v" is klog's level, which takes a number ("-v=6" still
-// does). Arguments after "--" are left alone.
-func RewriteVerbose(args []string) []string {
-	out := make([]string, len(args))
-	copy(out, args)
-	for i, a := range out {
-		if a == "--" {
-			break
-		}
-		if i > 0 && a == "-v" && (i+1 >= len(out) || !isNumber(out[i+1])) {
-			out[i] = "--verbose"
-		}
-	}
-	return out
-}
-
-func isNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -1,23 +1,8 @@
 package devsync
 
 import (
-	"reflect"
 	"testing"
 )
-
-func TestRewriteVerbose(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"kubectl-devsync", "-v", "./src", "deploy/demo"}, []string{"kubectl-devsync", "--verbose", "./src", "deploy/demo"}},
-		{[]string{"kubectl-devsync", "./src", "deploy/demo", "-v"}, []string{"kubectl-devsync", "./src", "deploy/demo", "--verbose"}},
-		{[]string{"kubectl-devsync", "-v", "6", "./src", "deploy/demo"}, []string{"kubectl-devsync", "-v", "6", "./src", "deploy/demo"}},
-		{[]string{"kubectl-devsync", "-v=6", "./src", "deploy/demo"}, []string{"kubectl-devsync", "-v=6", "./src", "deploy/demo"}},
-		{[]string{"kubectl-devsync", "./src", "deploy/demo", "--", "-v"}, []string{"kubectl-devsync", "./src", "deploy/demo", "--", "-v"}},
-	} {
-		if got := RewriteVerbose(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
 
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()

@@ -1,4 +1,4 @@
-package sshclient
+package agentconn
 
 import (
 	"context"
@@ -20,8 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
-	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
-	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
 // Target is a pod with a ready agent, and what the client needs to reach it.
@@ -92,7 +91,7 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 			return nil, nil
 		}
 	default:
-		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[patcher.AnnotationMode] == "" {
+		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[wire.AnnotationMode] == "" {
 			return nil, &NotPatchedError{Ref: o.Ref}
 		}
 		ns, sel, err := polymorphichelpers.SelectorsForObject(obj)
@@ -152,10 +151,10 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 	t := &Target{Namespace: pod.Namespace, Pod: pod, Agent: agentName(pod)}
 	t.Container = o.Container
 	if t.Container == "" {
-		t.Container = pod.Annotations[patcher.AnnotationTarget]
+		t.Container = pod.Annotations[wire.AnnotationTarget]
 	}
 	if t.Container == "" {
-		return nil, fmt.Errorf("%s: the pod does not record the app container (annotation %s); give it with -c", t.Ref(), patcher.AnnotationTarget)
+		return nil, fmt.Errorf("%s: the pod does not record the app container (annotation %s); give it with -c", t.Ref(), wire.AnnotationTarget)
 	}
 	found := false
 	for _, cs := range pod.Status.ContainerStatuses {
@@ -206,11 +205,11 @@ func ContainerID(s string) string {
 }
 
 func agentName(p *corev1.Pod) string {
-	if n := p.Annotations[patcher.AnnotationAgentContainer]; n != "" {
+	if n := p.Annotations[wire.AnnotationAgentContainer]; n != "" {
 		return n
 	}
-	if p.Annotations[patcher.AnnotationMode] != "" {
-		return patcher.DefaultContainerName
+	if p.Annotations[wire.AnnotationMode] != "" {
+		return wire.DefaultAgentContainer
 	}
 	return ""
 }
@@ -252,12 +251,12 @@ func secretName(p *corev1.Pod, agent string) string {
 			}
 		}
 	}
-	if w := p.Annotations[patcher.SecretWorkloadAnnotation]; w != "" {
+	if w := p.Annotations[wire.AnnotationSecretWorkload]; w != "" {
 		if _, name, ok := strings.Cut(w, "/"); ok {
-			return patcher.SecretName(name)
+			return wire.SecretName(name)
 		}
 	}
-	return patcher.SecretName(p.Name)
+	return wire.SecretName(p.Name)
 }
 
 func podTemplate(obj runtime.Object) *corev1.PodTemplateSpec {
