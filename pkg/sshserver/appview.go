@@ -203,7 +203,11 @@ func (l *AppLauncher) agentCommand(ctx context.Context, s *SessionInfo, command 
 	if s.Getenv(wire.EnvTarget) != wire.TargetAgent {
 		pr.Notice = notice
 	}
-	s.Log().Info("session in the agent's view", "reason", v.why)
+	level := slog.LevelInfo // --target agent, same-user mode: as asked
+	if v.findErr != nil {
+		level = slog.LevelWarn
+	}
+	s.Log().Log(ctx, level, "session in the agent's view", "reason", v.why)
 	return pr, nil
 }
 
