@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	devagent [--target-container NAME] [--key-dir DIR] [--ready-file FILE]
+//	devagent [--target-container NAME] [--key-dir DIR] [--ready-file FILE] [--log-level LEVEL]
 //	devagent probe [--ready-file FILE]
 //	devagent supervise [--socket PATH] -- ARGV...  (the app's supervisor, see pkg/supervisor)
 //	devagent install DEST  (copy this static binary, e.g. into an emptyDir; devpatch --supervise)
@@ -17,6 +17,12 @@
 // DEVAGENT_AUTHORIZED_KEYS. Unusable keys end it with a message and exit code
 // 1. Once they are loaded it writes its ready file, which "devagent probe"
 // (the container's exec readiness probe) checks.
+//
+// The agent logs through one *slog.Logger (pkg/agentlog: key=value lines on
+// stderr, "kubectl logs -c devagent"), made in Main and passed down in
+// Config.Logger; "devagent supervise" makes its own the same way. The
+// command-line output (--version, usage, the probe's message, which the
+// kubelet shows as the probe's failure) stays plain text.
 package agent
 
 import (
@@ -25,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +42,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
@@ -55,6 +63,9 @@ type Config struct {
 	ReadyFile       string
 	// SSHAddr is the SSH server's loopback address (wire.Addr when empty).
 	SSHAddr string
+	// Logger receives the agent's records, the SSH server's among them;
+	// nil discards.
+	Logger *slog.Logger
 }
 
 // Keys are the agent's loaded keys.
@@ -63,45 +74,55 @@ type Keys struct {
 	AuthorizedKeys []keys.AuthorizedKey
 }
 
-// Main runs the agent (or its probe) and returns its exit code.
-func Main(args []string, log io.Writer) int {
+// Main runs the agent (or one of its subcommands) with stderr as its log
+// and returns its exit code.
+func Main(args []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "probe" {
-		return probeMain(args[1:], log)
+		return probeMain(args[1:], stderr)
 	}
 	if len(args) > 0 && args[0] == "supervise" {
-		return superviseMain(args[1:], log)
+		return superviseMain(args[1:], stderr)
 	}
 	if len(args) > 0 && args[0] == "install" {
-		return installMain(args[1:], log)
+		return installMain(args[1:], stderr)
 	}
 	if len(args) > 0 && args[0] == approc.HelperSFTP {
-		return approc.HelperMain(args[1:], os.Stdin, os.Stdout, log)
+		// The helpers' stderr is read by the agent (sftp: a log record per
+		// line) or is the user's terminal (shell): plain text.
+		return approc.HelperMain(args[1:], os.Stdin, os.Stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == approc.HelperShell {
-		return approc.ShellHelperMain(args[1:], log)
+		return approc.ShellHelperMain(args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("devagent", flag.ContinueOnError)
-	fs.SetOutput(log)
+	fs.SetOutput(stderr)
 	cfg := Config{}
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&cfg.TargetContainer, "target-container", os.Getenv(wire.EnvAgentTargetContainer), "the app container this agent serves (env "+wire.EnvAgentTargetContainer+")")
 	fs.StringVar(&cfg.KeyDir, "key-dir", envOr(wire.EnvAgentKeyDir, DefaultKeyDir), "folder holding "+keys.HostKeyFile+" and "+keys.AuthorizedKeysFile+" (env "+wire.EnvAgentKeyDir+")")
 	fs.StringVar(&cfg.ReadyFile, "ready-file", envOr(wire.EnvAgentReadyFile, DefaultReadyFile()), "file written once the keys are loaded (env "+wire.EnvAgentReadyFile+")")
+	logLevel := fs.String("log-level", os.Getenv(agentlog.EnvLevel), "debug, info (the default), warn or error (env "+agentlog.EnvLevel+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintln(log, "devagent", version.String())
+		fmt.Fprintln(stderr, "devagent", version.String())
 		return 0
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(log, "devagent: unexpected argument %q (subcommands: probe)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "devagent: unexpected argument %q (subcommands: probe)\n", fs.Arg(0))
 		return 2
 	}
+	level, err := agentlog.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "devagent:", err)
+		return 2
+	}
+	cfg.Logger = agentlog.New(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := Run(ctx, cfg, os.Getenv, log); err != nil {
-		fmt.Fprintln(log, "devagent:", err)
+	if err := Run(ctx, cfg, os.Getenv); err != nil {
+		cfg.Logger.Error("the agent cannot run", "err", err)
 		// Also the container's termination message, which kubectl describe and
 		// kubectl devpatch show when the agent does not start.
 		_ = os.WriteFile("/dev/termination-log", []byte(err.Error()), 0o644)
@@ -111,13 +132,18 @@ func Main(args []string, log io.Writer) int {
 }
 
 // Run loads the keys, marks the agent ready and waits for ctx to end.
-func Run(ctx context.Context, cfg Config, getenv func(string) string, log io.Writer) error {
-	fmt.Fprintf(log, "devagent %s starting (target container %q)\n", version.String(), cfg.TargetContainer)
+func Run(ctx context.Context, cfg Config, getenv func(string) string) error {
+	log := agentlog.OrDiscard(cfg.Logger)
+	log.Info("devagent starting", "version", version.String(), "target_container", cfg.TargetContainer)
 	k, err := LoadKeys(cfg.KeyDir, getenv)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "devagent: host key %s, %d authorized key(s)\n", ssh.FingerprintSHA256(k.HostKey.PublicKey()), len(k.AuthorizedKeys))
+	keySource := cfg.KeyDir
+	if getenv(wire.EnvAgentHostKey) != "" || getenv(wire.EnvAgentAuthorizedKeys) != "" {
+		keySource = "environment"
+	}
+	log.Info("keys loaded", "host_key", ssh.FingerprintSHA256(k.HostKey.PublicKey()), "authorized_keys", len(k.AuthorizedKeys), "from", keySource)
 	// The authorized keys are re-read on every authentication from the
 	// mounted Secret, so that kubectl devpatch can add a key without a restart.
 	authorized := sshserver.FileAuthorizedKeys(filepath.Join(cfg.KeyDir, keys.AuthorizedKeysFile))
@@ -128,18 +154,18 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string, log io.Wri
 	if err != nil {
 		return err
 	}
-	registerDevsync(srv, log)
+	registerDevsync(srv)
 	if err := srv.StartOn(ctx, cfg.SSHAddr); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "devagent: SSH server on %s\n", srv.Addr())
+	log.Info("SSH server listening", "addr", srv.Addr())
 	if err := writeReady(cfg.ReadyFile); err != nil {
 		return fmt.Errorf("writing the ready file: %w", err)
 	}
 	defer os.Remove(cfg.ReadyFile)
-	fmt.Fprintln(log, "devagent: ready")
+	log.Info("ready", "ready_file", cfg.ReadyFile)
 	<-ctx.Done()
-	fmt.Fprintln(log, "devagent stopping")
+	log.Info("stopping")
 	return nil
 }
 
@@ -213,19 +239,21 @@ func Probe(readyFile, procDir string) error {
 	return nil
 }
 
-func probeMain(args []string, log io.Writer) int {
+// probeMain's message is plain text: the kubelet shows it in the pod's
+// events ("Readiness probe failed: ...").
+func probeMain(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("devagent probe", flag.ContinueOnError)
-	fs.SetOutput(log)
+	fs.SetOutput(stderr)
 	readyFile := fs.String("ready-file", envOr(wire.EnvAgentReadyFile, DefaultReadyFile()), "the agent's ready file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if err := Probe(*readyFile, "/proc"); err != nil {
-		fmt.Fprintln(log, "devagent probe:", err)
+		fmt.Fprintln(stderr, "devagent probe:", err)
 		return 1
 	}
 	if err := sshserver.Probe(wire.Addr, time.Second); err != nil {
-		fmt.Fprintln(log, "devagent probe: not ready:", err)
+		fmt.Fprintln(stderr, "devagent probe: not ready:", err)
 		return 1
 	}
 	return 0

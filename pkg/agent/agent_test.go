@@ -3,14 +3,18 @@ package agent
 import (
 	"bytes"
 	"context"
-	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 )
 
@@ -69,9 +73,9 @@ func TestRunWritesReadyFileAndProbe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	var log bytes.Buffer
+	var log syncBuffer
 	go func() {
-		done <- Run(ctx, Config{TargetContainer: "app", KeyDir: dir, ReadyFile: ready, SSHAddr: "127.0.0.1:0"}, noEnv, &log)
+		done <- Run(ctx, Config{TargetContainer: "app", KeyDir: dir, ReadyFile: ready, SSHAddr: "127.0.0.1:0", Logger: agentlog.New(&log, slog.LevelInfo)}, noEnv)
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -100,14 +104,61 @@ func TestRunWritesReadyFileAndProbe(t *testing.T) {
 	if _, err := os.Stat(ready); err == nil {
 		t.Fatal("ready file left after stop")
 	}
+	for _, want := range []string{
+		`level=INFO msg="devagent starting" version=`,
+		` target_container=app` + "\n",
+		`level=INFO msg="keys loaded" host_key=SHA256:`,
+		` authorized_keys=1 from=` + dir + "\n",
+		`level=INFO msg="SSH server listening" addr=127.0.0.1:`,
+		`level=INFO msg=ready ready_file=` + ready + "\n",
+		`level=INFO msg=stopping` + "\n",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log has no %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestRunFailsOnBadKeys(t *testing.T) {
 	dir := t.TempDir()
 	writeKeys(t, dir, "junk", "")
-	var log bytes.Buffer
-	err := Run(context.Background(), Config{KeyDir: dir, ReadyFile: filepath.Join(dir, "ready"), SSHAddr: "127.0.0.1:0"}, noEnv, &log)
+	var log syncBuffer
+	err := Run(context.Background(), Config{KeyDir: dir, ReadyFile: filepath.Join(dir, "ready"), SSHAddr: "127.0.0.1:0", Logger: agentlog.New(&log, slog.LevelInfo)}, noEnv)
 	if err == nil || !strings.Contains(err.Error(), "host key") {
 		t.Fatalf("Run with a bad host key = %v", err)
+	}
+	if strings.Contains(log.String(), "msg=ready") {
+		t.Errorf("an agent with a bad host key logged that it is ready:\n%s", log.String())
+	}
+}
+
+// --version and usage errors stay plain text, not log records. (Main's
+// failure path is not run here: it writes /dev/termination-log.)
+func TestMainOutput(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main([]string{"--version"}, &out); code != 0 || !strings.HasPrefix(out.String(), "devagent ") || strings.Contains(out.String(), "level=") {
+		t.Errorf("--version = %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := Main([]string{"--log-level", "loud"}, &out); code != 2 || !strings.Contains(out.String(), "debug, info, warn or error") {
+		t.Errorf("--log-level loud = %d, %q", code, out.String())
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"path"
 	"strconv"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
@@ -31,15 +32,19 @@ const SubsystemDevsync = "devsync"
 // registerDevsync adds the devsync subsystem to srv: it finds the app's
 // process (the container ID the client sent, as for devssh), opens its root
 // with pkg/rootfs (openat2 RESOLVE_IN_ROOT) and serves the sync protocol.
-func registerDevsync(srv *sshserver.Server, log io.Writer) {
-	srv.Handle(SubsystemDevsync, DevsyncHandler(srv.Launcher(), log))
+func registerDevsync(srv *sshserver.Server) {
+	srv.Handle(SubsystemDevsync, DevsyncHandler(srv.Launcher()))
 }
 
 // DevsyncHandler is the devsync subsystem served with launcher l (an
 // *sshserver.AppLauncher finds the app; another launcher finds the pod's
-// one other container).
-func DevsyncHandler(l sshserver.Launcher, log io.Writer) sshserver.SubsystemHandler {
+// one other container). It logs through the session's logger
+// (SessionInfo.Logger).
+func DevsyncHandler(l sshserver.Launcher) sshserver.SubsystemHandler {
 	return func(ctx context.Context, ch ssh.Channel, s *sshserver.SessionInfo) error {
+		// filesync's Root.Logf lines become records of the session's logger.
+		log := agentlog.NewLineWriter(s.Log(), slog.LevelInfo, "devsync")
+		defer log.Close()
 		var p *approc.Proc
 		var err error
 		if al, ok := l.(*sshserver.AppLauncher); ok {

@@ -3,8 +3,6 @@
 package agent
 
 import (
-	"io"
-
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
 )
 
@@ -12,4 +10,4 @@ import (
 const SubsystemDevsync = "devsync"
 
 // registerDevsync: the agent only runs on Linux.
-func registerDevsync(*sshserver.Server, io.Writer) {}
+func registerDevsync(*sshserver.Server) {}

@@ -3,23 +3,29 @@ package agent
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
+	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
 
 // installMain copies the agent's own (static) binary to DEST, mode 0755:
 // the init container of kubectl devpatch --supervise puts it into the
-// emptyDir that the app container mounts, for "devagent supervise".
-func installMain(args []string, log io.Writer) int {
+// emptyDir that the app container mounts, for "devagent supervise". The
+// init container's log is one record.
+func installMain(args []string, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(log, "usage: devagent install DEST")
+		fmt.Fprintln(stderr, "usage: devagent install DEST")
 		return 2
 	}
+	log := agentlog.New(stderr, slog.LevelInfo)
 	if err := Install(args[0]); err != nil {
-		fmt.Fprintln(log, "devagent install:", err)
+		log.Error("install failed", "path", args[0], "err", err)
 		return 1
 	}
-	fmt.Fprintf(log, "devagent: installed %s\n", args[0])
+	log.Info("installed the agent's binary", "path", args[0], "version", version.String())
 	return 0
 }
 

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -16,13 +16,15 @@ import (
 
 // ForAgent is the devagent's server: on wire.Addr, sessions in the app's
 // view (AppLauncher), the agent's own shell in /bin/sh otherwise.
-func ForAgent(hostKey ssh.Signer, authorized func() ([]ssh.PublicKey, error), log io.Writer) (*Server, error) {
+// Sessions log through log (nil: discarded), with their connection's and
+// session's attributes (SessionInfo.Logger).
+func ForAgent(hostKey ssh.Signer, authorized func() ([]ssh.PublicKey, error), log *slog.Logger) (*Server, error) {
 	return New(Config{
 		Addr:           wire.Addr,
 		HostKey:        hostKey,
 		AuthorizedKeys: authorized,
-		Launcher:       &AppLauncher{Log: log},
-		Log:            log,
+		Launcher:       &AppLauncher{},
+		Logger:         log,
 	})
 }
 
@@ -47,7 +49,7 @@ func (s *Server) StartOn(ctx context.Context, addr string) error {
 	s.cfg.Addr = ln.Addr().String()
 	go func() {
 		if err := s.Serve(ctx, ln); err != nil {
-			s.logf("serving: %v", err)
+			s.log.Error("the SSH server stopped accepting connections", "addr", s.cfg.Addr, "err", err)
 		}
 	}()
 	return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
@@ -47,8 +49,7 @@ type AppLauncher struct {
 	Busybox string
 	// CanChroot overrides approc.CanChroot (tests).
 	CanChroot func() bool
-	// Log receives one line per session about its view.
-	Log io.Writer
+	// Each session's view is logged through its SessionInfo.Logger.
 
 	once      sync.Once
 	canChroot bool
@@ -60,9 +61,6 @@ func (l *AppLauncher) init() {
 			l.canChroot = l.CanChroot()
 		} else {
 			l.canChroot = approc.CanChroot()
-		}
-		if l.Log == nil {
-			l.Log = io.Discard
 		}
 	})
 }
@@ -179,7 +177,7 @@ func (l *AppLauncher) Command(ctx context.Context, s *SessionInfo, command strin
 		cmd.Env = append(cmd.Env, "DEVSSH_SHELL=agent-busybox")
 		notice = "devssh: the app's image has no shell: this is the agent's busybox, inside the app's files and as the app's user\n"
 	}
-	fmt.Fprintf(l.Log, "devagent ssh: session in the app's view (pid %d, uid %d, gid %d, cwd %s, busybox %v)\n", p.PID, p.UID, p.GID, p.Cwd, v.busybox)
+	s.Log().Info("session in the app's view", "pid", p.PID, "uid", p.UID, "gid", p.GID, "cwd", p.Cwd, "busybox", v.busybox)
 	return &Process{Cmd: cmd, Notice: notice}, nil
 }
 
@@ -205,7 +203,11 @@ func (l *AppLauncher) agentCommand(ctx context.Context, s *SessionInfo, command 
 	if s.Getenv(wire.EnvTarget) != wire.TargetAgent {
 		pr.Notice = notice
 	}
-	fmt.Fprintf(l.Log, "devagent ssh: session in the agent's view: %s\n", v.why)
+	level := slog.LevelInfo // --target agent, same-user mode: as asked
+	if v.findErr != nil {
+		level = slog.LevelWarn
+	}
+	s.Log().Log(ctx, level, "session in the agent's view", "reason", v.why)
 	return pr, nil
 }
 
@@ -237,7 +239,7 @@ func (l *AppLauncher) SFTP(ctx context.Context, s *SessionInfo, rw io.ReadWriteC
 		return l.Agent.SFTP(ctx, s, rw)
 	}
 	if v.chroot {
-		return l.sftpHelper(ctx, v.proc, rw)
+		return l.sftpHelper(ctx, s, v.proc, rw)
 	}
 	root, err := rootfs.OpenDir(v.proc.Root())
 	if err != nil {
@@ -248,11 +250,11 @@ func (l *AppLauncher) SFTP(ctx context.Context, s *SessionInfo, rw io.ReadWriteC
 	if fi, err := root.Stat(start); err != nil || !fi.IsDir() {
 		start = "/"
 	}
-	fmt.Fprintf(l.Log, "devagent ssh: sftp in the app's root %s (confined with openat2)\n", v.proc.Root())
+	s.Log().Info("sftp in the app's root, confined with openat2", "pid", v.proc.PID, "root", v.proc.Root())
 	return ServeSFTPInRoot(rw, root, start)
 }
 
-func (l *AppLauncher) sftpHelper(ctx context.Context, p *approc.Proc, rw io.ReadWriteCloser) error {
+func (l *AppLauncher) sftpHelper(ctx context.Context, s *SessionInfo, p *approc.Proc, rw io.ReadWriteCloser) error {
 	helper, err := l.helper()
 	if err != nil {
 		return err
@@ -264,7 +266,10 @@ func (l *AppLauncher) sftpHelper(ctx context.Context, p *approc.Proc, rw io.Read
 		return err
 	}
 	cmd.Stdout = rw
-	cmd.Stderr = l.Log
+	// The helper's stderr holds its errors ("sftp-in-app: ..."), one a line.
+	stderr := agentlog.NewLineWriter(s.Log(), slog.LevelWarn, "sftp helper")
+	defer stderr.Close()
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -272,7 +277,7 @@ func (l *AppLauncher) sftpHelper(ctx context.Context, p *approc.Proc, rw io.Read
 		_, _ = io.Copy(stdin, rw)
 		stdin.Close()
 	}()
-	fmt.Fprintf(l.Log, "devagent ssh: sftp chrooted into the app's root (pid %d, uid %d)\n", p.PID, p.UID)
+	s.Log().Info("sftp chrooted into the app's root", "pid", p.PID, "uid", p.UID)
 	return cmd.Wait()
 }
 

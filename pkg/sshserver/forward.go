@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -30,14 +31,14 @@ func LoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (s *Server) directTCPIP(ctx context.Context, nc ssh.NewChannel) {
+func (s *Server) directTCPIP(ctx context.Context, nc ssh.NewChannel, log *slog.Logger) {
 	var p directTCPIPPayload
 	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
 		return
 	}
 	if !LoopbackHost(p.Host) || p.Port == 0 || p.Port > 65535 {
-		s.logf("direct-tcpip to %s:%d refused: only the pod's loopback is reachable", p.Host, p.Port)
+		log.Warn("port forward refused: only the pod's loopback is reachable", "to", net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port))))
 		_ = nc.Reject(ssh.Prohibited, fmt.Sprintf("only localhost ports of the pod can be forwarded, not %s:%d", p.Host, p.Port))
 		return
 	}
@@ -54,7 +55,11 @@ func (s *Server) directTCPIP(ctx context.Context, nc ssh.NewChannel) {
 			break
 		}
 	}
+	to := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port)))
 	if err != nil {
+		// The app not listening (yet) is the client's business: it gets
+		// the error.
+		log.Debug("port forward failed", "to", to, "err", err)
 		_ = nc.Reject(ssh.ConnectionFailed, err.Error())
 		return
 	}
@@ -64,6 +69,7 @@ func (s *Server) directTCPIP(ctx context.Context, nc ssh.NewChannel) {
 		return
 	}
 	go ssh.DiscardRequests(reqs)
+	log.Debug("port forward", "to", to)
 	pipe(ch, conn)
 }
 

@@ -15,13 +15,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
@@ -52,15 +55,18 @@ type Config struct {
 	// replies (3 when zero) the connection is closed.
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
-	// Log receives one line per connection, authentication failure and error.
-	Log io.Writer
+	// Logger receives connections, sessions (see SessionInfo.Logger),
+	// refusals and errors; nil discards.
+	Logger *slog.Logger
 }
 
 // Server is the SSH server.
 type Server struct {
-	cfg    Config
-	sshCfg *ssh.ServerConfig
-	wg     sync.WaitGroup
+	cfg      Config
+	log      *slog.Logger
+	sshCfg   *ssh.ServerConfig
+	wg       sync.WaitGroup
+	sessions atomic.Uint64 // numbers the sessions, for their log records
 }
 
 // Extension keys of ssh.Permissions set at authentication.
@@ -90,9 +96,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Launcher == nil {
 		cfg.Launcher = LocalLauncher{}
 	}
-	if cfg.Log == nil {
-		cfg.Log = io.Discard
-	}
 	if cfg.KeepaliveInterval == 0 {
 		cfg.KeepaliveInterval = 30 * time.Second
 	}
@@ -107,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 		subs["sftp"] = SFTPHandler(cfg.Launcher)
 	}
 	cfg.Subsystems = subs
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, log: agentlog.OrDiscard(cfg.Logger)}
 	s.sshCfg = &ssh.ServerConfig{
 		// Only public keys: with no password or keyboard-interactive
 		// callback, x/crypto offers neither, and "none" always fails.
@@ -116,16 +119,12 @@ func New(cfg Config) (*Server, error) {
 		ServerVersion:     wire.ServerVersion,
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			if err != nil && method != "none" {
-				s.logf("auth %s from %s (user %q) refused: %v", method, conn.RemoteAddr(), conn.User(), err)
+				s.log.Warn("authentication refused", "remote", conn.RemoteAddr().String(), "user", conn.User(), "method", method, "err", err)
 			}
 		},
 	}
 	s.sshCfg.AddHostKey(cfg.HostKey)
 	return s, nil
-}
-
-func (s *Server) logf(format string, args ...any) {
-	fmt.Fprintf(s.cfg.Log, "devagent ssh: "+format+"\n", args...)
 }
 
 func (s *Server) checkKey(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -190,8 +189,15 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	sc, chans, reqs, err := ssh.NewServerConn(c, s.sshCfg)
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
-			s.logf("handshake with %s: %v", c.RemoteAddr(), err)
+		var authErr *ssh.ServerAuthError
+		switch {
+		case errors.Is(err, io.EOF):
+			// The readiness probe reads the version line and hangs up.
+		case errors.As(err, &authErr):
+			// Already logged, attempt by attempt, by AuthLogCallback.
+			s.log.Debug("handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		default:
+			s.log.Warn("handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		}
 		return
 	}
@@ -203,8 +209,11 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		<-ctx.Done()
 		sc.Close()
 	}()
-	s.logf("connection from %s, user %q, key %s", sc.RemoteAddr(), sc.User(), sc.Permissions.Extensions[extFingerprint])
-	go s.keepalive(ctx, sc)
+	log := s.log.With("remote", sc.RemoteAddr().String(), "user", sc.User())
+	log.Info("connection", "key", sc.Permissions.Extensions[extFingerprint], "client", string(sc.ClientVersion()))
+	start := time.Now()
+	defer func() { log.Debug("connection closed", "duration", time.Since(start).Round(time.Millisecond)) }()
+	go s.keepalive(ctx, sc, log)
 	go func() {
 		for r := range reqs {
 			// keepalive@openssh.com and anything else: not supported,
@@ -225,13 +234,13 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.serveSession(ctx, sc, ch, creqs)
+				s.serveSession(ctx, sc, ch, creqs, log)
 			}()
 		case "direct-tcpip":
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.directTCPIP(ctx, nc)
+				s.directTCPIP(ctx, nc, log)
 			}()
 		default:
 			_ = nc.Reject(ssh.UnknownChannelType, "unsupported channel type "+nc.ChannelType())
@@ -241,7 +250,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	wg.Wait()
 }
 
-func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn) {
+func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, log *slog.Logger) {
 	if s.cfg.KeepaliveInterval < 0 {
 		return
 	}
@@ -268,7 +277,7 @@ func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn) {
 		case <-time.After(s.cfg.KeepaliveInterval):
 			missed++
 			if missed >= s.cfg.KeepaliveMax {
-				s.logf("client %s stopped answering keepalives; closing", sc.RemoteAddr())
+				log.Warn("the client stopped answering keepalives: closing the connection", "missed", missed)
 				sc.Close()
 				return
 			}

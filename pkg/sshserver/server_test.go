@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
@@ -45,6 +47,12 @@ func newSigner(t *testing.T) (ssh.Signer, string) {
 
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startLogged(t, nil)
+}
+
+// startLogged is start with the server logging to log.
+func startLogged(t *testing.T, log *slog.Logger) *fixture {
+	t.Helper()
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -64,6 +72,7 @@ func start(t *testing.T) *fixture {
 		HostKey:        host,
 		AuthorizedKeys: sshserver.FileAuthorizedKeys(authFile),
 		Launcher:       sshserver.LocalLauncher{Dir: dir},
+		Logger:         log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -278,4 +287,53 @@ func waitFor(t *testing.T, b *safeBuffer, s string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%q not seen in %q", s, b.String())
+}
+
+// The server's records carry the connection's and the session's attributes,
+// at honest levels: Info for connections, Warn for refusals, Debug for the
+// requests of a session.
+func TestLogRecords(t *testing.T) {
+	var buf safeBuffer
+	f := startLogged(t, agentlog.New(&buf, slog.LevelDebug))
+	c := f.client(t)
+	if code, err := c.Run(context.Background(), sshclient.RunOptions{Command: "true", Env: []string{"SECRET=hunter2"}, Stdout: io.Discard, Stderr: io.Discard}); err != nil || code != 0 {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	waitFor(t, &buf, `level=INFO msg=connection remote=127.0.0.1:`)
+	waitFor(t, &buf, `user=devssh key=SHA256:`)
+	waitFor(t, &buf, `level=DEBUG msg="env request" remote=127.0.0.1:`)
+	waitFor(t, &buf, `user=devssh session=1 name=SECRET`)
+	waitFor(t, &buf, `level=DEBUG msg="session ended" remote=127.0.0.1:`)
+	waitFor(t, &buf, `session=1 request=exec exit_status=0`)
+
+	other, _ := newSigner(t)
+	if _, err := f.dial(t, other, f.hostKey.PublicKey()); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	waitFor(t, &buf, `level=WARN msg="authentication refused" remote=127.0.0.1:`)
+	waitFor(t, &buf, `method=publickey err="key SHA256:`)
+
+	if _, err := c.Client.Dial("tcp", "10.0.0.1:80"); err == nil {
+		t.Fatal("direct-tcpip to 10.0.0.1 accepted")
+	}
+	waitFor(t, &buf, `level=WARN msg="port forward refused: only the pod's loopback is reachable" remote=127.0.0.1:`)
+	waitFor(t, &buf, `to=10.0.0.1:80`)
+
+	s, err := c.Client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestSubsystem("nope"); err == nil {
+		t.Fatal("unknown subsystem accepted")
+	}
+	waitFor(t, &buf, `level=WARN msg="subsystem refused: not supported"`)
+	waitFor(t, &buf, `session=2 subsystem=nope`)
+
+	if strings.Contains(buf.String(), "hunter2") {
+		t.Errorf("an env value was logged:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "time=") {
+		t.Errorf("records carry a time:\n%s", buf.String())
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 )
 
 // SessionInfo is what a session's client asked for before its shell, exec
@@ -28,7 +31,15 @@ type SessionInfo struct {
 	PTY        bool
 	Term       string
 	Rows, Cols uint32
+	// Logger is the session's logger: the server's, with the connection's
+	// attributes (remote, user) and the session's number (session). The
+	// launcher and subsystem handlers log through it (see Log).
+	Logger *slog.Logger
 }
+
+// Log is the session's logger; a SessionInfo made elsewhere than by the
+// server (tests) has none, and its records are discarded.
+func (s *SessionInfo) Log() *slog.Logger { return agentlog.OrDiscard(s.Logger) }
 
 // Getenv returns the last value the client sent for name.
 func (s *SessionInfo) Getenv(name string) string {
@@ -74,6 +85,7 @@ type session struct {
 	srv  *Server
 	ch   ssh.Channel
 	info SessionInfo
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	started bool
@@ -81,12 +93,14 @@ type session struct {
 	proc    *os.Process
 }
 
-func (s *Server) serveSession(ctx context.Context, sc *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *Server) serveSession(ctx context.Context, sc *ssh.ServerConn, ch ssh.Channel, reqs <-chan *ssh.Request, log *slog.Logger) {
 	ss := &session{srv: s, ch: ch, info: SessionInfo{
 		User:           sc.User(),
 		RemoteAddr:     sc.RemoteAddr().String(),
 		KeyFingerprint: sc.Permissions.Extensions[extFingerprint],
+		Logger:         log.With("session", s.sessions.Add(1)),
 	}}
+	ss.log = ss.info.Logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -123,6 +137,7 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 		if ssh.Unmarshal(req.Payload, &m) != nil || m.Name == "" || strings.ContainsAny(m.Name, "=\x00") {
 			return false
 		}
+		ss.log.Debug("env request", "name", m.Name) // not the value: it may be a secret
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		if ss.started {
@@ -141,6 +156,7 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 			return false
 		}
 		ss.info.PTY, ss.info.Term, ss.info.Cols, ss.info.Rows = true, m.Term, m.Columns, m.Rows
+		ss.log.Debug("pty request", "term", m.Term, "cols", m.Columns, "rows", m.Rows)
 		return true
 	case "window-change":
 		var m windowChangeMsg
@@ -166,6 +182,7 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 		if !ok || p == nil {
 			return false
 		}
+		ss.log.Debug("signal request", "signal", m.Signal, "pid", p.Pid)
 		_ = p.Signal(sig)
 		return true
 	case "shell", "exec":
@@ -181,15 +198,17 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 		if !ok {
 			return false
 		}
+		ss.log.Debug(req.Type+" request", "pty", info.PTY)
 		proc, err := ss.srv.cfg.Launcher.Command(ctx, &info, command)
 		if err != nil {
-			ss.srv.logf("%s: %v", req.Type, err)
+			ss.log.Warn("the session's process cannot be made", "request", req.Type, "err", err)
 			fmt.Fprintf(ss.ch.Stderr(), "devagent: %v\r\n", err)
 			go ss.finish(done, 255)
 			return true
 		}
 		go func() {
 			code := ss.run(proc, &info, command == "")
+			ss.log.Debug("session ended", "request", req.Type, "exit_status", code)
 			ss.finish(done, code)
 		}()
 		return true
@@ -200,9 +219,10 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 		}
 		h := ss.srv.cfg.Subsystems[m.Name]
 		if h == nil {
-			ss.srv.logf("subsystem %q refused: not supported", m.Name)
+			ss.log.Warn("subsystem refused: not supported", "subsystem", m.Name)
 			return false
 		}
+		ss.log.Debug("subsystem request", "subsystem", m.Name)
 		info, ok := ss.start()
 		if !ok {
 			return false
@@ -210,7 +230,7 @@ func (ss *session) handle(ctx context.Context, req *ssh.Request, done chan struc
 		go func() {
 			code := 0
 			if err := h(ctx, ss.ch, &info); err != nil && !errors.Is(err, io.EOF) {
-				ss.srv.logf("subsystem %s: %v", m.Name, err)
+				ss.log.Warn("subsystem failed", "subsystem", m.Name, "err", err)
 				code = 1
 			}
 			ss.finish(done, code)
@@ -318,7 +338,7 @@ func (ss *session) setProc(p *os.Process, ptmx *os.File) {
 }
 
 func (ss *session) startFailed(err error) int {
-	ss.srv.logf("starting a session process: %v", err)
+	ss.log.Warn("the session's process did not start", "err", err)
 	fmt.Fprintf(ss.ch.Stderr(), "devagent: %v\r\n", err)
 	return 255
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -34,6 +35,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 )
 
 // Options configure a Supervisor.
@@ -60,8 +63,8 @@ type Options struct {
 	// ReapAll reaps every child, not only the app: set it when the
 	// supervisor is PID 1 or a child subreaper.
 	ReapAll bool
-	// Logf receives one line per event (nil: discarded).
-	Logf func(format string, args ...any)
+	// Logger receives the supervisor's events (nil: discarded).
+	Logger *slog.Logger
 }
 
 // Status describes the supervised app.
@@ -90,6 +93,7 @@ type reply struct {
 // Supervisor runs and restarts one child process.
 type Supervisor struct {
 	opts  Options
+	log   *slog.Logger
 	path  string
 	exits chan exitEvent
 	reqs  chan request
@@ -111,9 +115,6 @@ func New(opts Options) (*Supervisor, error) {
 	if opts.Grace <= 0 {
 		opts.Grace = 10 * time.Second
 	}
-	if opts.Logf == nil {
-		opts.Logf = func(string, ...any) {}
-	}
 	for _, f := range []**os.File{&opts.Stdin, &opts.Stdout, &opts.Stderr} {
 		if *f == nil {
 			switch f {
@@ -126,7 +127,7 @@ func New(opts Options) (*Supervisor, error) {
 			}
 		}
 	}
-	return &Supervisor{opts: opts, path: p, exits: make(chan exitEvent, 16), reqs: make(chan request), status: Status{LastExit: -1}}, nil
+	return &Supervisor{opts: opts, log: agentlog.OrDiscard(opts.Logger), path: p, exits: make(chan exitEvent, 16), reqs: make(chan request), status: Status{LastExit: -1}}, nil
 }
 
 // Status returns the current state.
@@ -199,12 +200,13 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 			if terminating || !s.opts.KeepRunning {
 				return ev.code, nil
 			}
-			s.opts.Logf("supervisor: the app exited with code %d; waiting for a restart request", ev.code)
+			s.log.Warn("the app exited; waiting for a restart request", "exit_code", ev.code)
 		case sig := <-sigs:
 			ssig, _ := sig.(syscall.Signal)
 			if ssig == syscall.SIGUSR1 {
+				s.log.Info("restarting the app", "on", "SIGUSR1")
 				if err := s.restart(sigs, &terminating); err != nil {
-					s.opts.Logf("supervisor: restart: %v", err)
+					s.log.Error("restart failed", "err", err)
 				}
 				if terminating && s.Status().PID == 0 {
 					return s.Status().LastExit, nil
@@ -217,12 +219,17 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 					return 128 + int(ssig), nil
 				}
 			}
+			s.log.Debug("forwarding a signal to the app", "signal", unix.SignalName(ssig))
 			s.signal(ssig)
 		case r := <-s.reqs:
 			var err error
 			switch r.kind {
 			case "restart":
+				s.log.Info("restarting the app", "on", "request")
 				err = s.restart(sigs, &terminating)
+				if err != nil {
+					s.log.Error("restart failed", "err", err)
+				}
 			case "signal":
 				if s.Status().PID == 0 {
 					err = errors.New("the app is not running")
@@ -270,7 +277,7 @@ func (s *Supervisor) start() error {
 	s.proc = proc
 	s.status.PID = proc.Pid
 	s.mu.Unlock()
-	s.opts.Logf("supervisor: started %s (pid %d)", s.opts.Argv[0], proc.Pid)
+	s.log.Info("started the app", "command", s.opts.Argv[0], "pid", proc.Pid)
 	if !s.opts.ReapAll {
 		go func(pid int) {
 			var ws unix.WaitStatus
@@ -334,7 +341,7 @@ func (s *Supervisor) stop(sigs <-chan os.Signal, terminating *bool) {
 			}
 		case <-grace.C:
 			if !killed {
-				s.opts.Logf("supervisor: the app did not stop within %v: killing it", s.opts.Grace)
+				s.log.Warn("the app did not stop within the grace period: killing it", "grace", s.opts.Grace)
 				s.signal(syscall.SIGKILL)
 				killed = true
 			}
@@ -417,6 +424,7 @@ func (s *Supervisor) serveConn(conn net.Conn) {
 		if len(f) == 0 {
 			continue
 		}
+		s.log.Debug("control socket request", "command", sc.Text())
 		ctx := context.Background()
 		var st Status
 		var err error

@@ -3,13 +3,18 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -37,15 +42,33 @@ type run struct {
 	sigs chan os.Signal
 	done chan int
 	err  error
-	log  string
+	log  *syncBuffer // the supervisor's records
+}
+
+// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // start runs a supervisor over `sh -c script` in a temp dir ($PWD).
 func start(t *testing.T, script string, mod func(*Options)) (*run, string) {
 	t.Helper()
 	dir := t.TempDir()
-	r := &run{sigs: make(chan os.Signal, 4), done: make(chan int, 1)}
-	opts := Options{Argv: []string{"sh", "-c", script}, Dir: dir, Grace: 5 * time.Second, Signals: r.sigs, Logf: t.Logf}
+	r := &run{sigs: make(chan os.Signal, 4), done: make(chan int, 1), log: &syncBuffer{}}
+	opts := Options{Argv: []string{"sh", "-c", script}, Dir: dir, Grace: 5 * time.Second, Signals: r.sigs, Logger: agentlog.New(r.log, slog.LevelDebug)}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -66,6 +89,9 @@ func start(t *testing.T, script string, mod func(*Options)) (*run, string) {
 		case <-r.done:
 		case <-time.After(15 * time.Second):
 			t.Error("the supervisor did not stop")
+		}
+		if t.Failed() {
+			t.Logf("the supervisor's log:\n%s", r.log.String())
 		}
 	})
 	return r, dir
@@ -131,6 +157,12 @@ func TestRestartKeepsSupervisor(t *testing.T) {
 			// SIGUSR1 restarts too.
 			r.sigs <- syscall.SIGUSR1
 			waitFor(t, "the third child", func() bool { return len(lines(pids)) == 3 })
+			waitFor(t, "the SIGUSR1 restart in the log", func() bool {
+				return strings.Contains(r.log.String(), `level=INFO msg="restarting the app" on=SIGUSR1`)
+			})
+			if tt.name == "stubborn child" && !strings.Contains(r.log.String(), `level=WARN msg="the app did not stop within the grace period: killing it" grace=200ms`) {
+				t.Errorf("no kill in the log:\n%s", r.log.String())
+			}
 			select {
 			case code := <-r.done:
 				t.Fatalf("the supervisor exited (%d) during restarts", code)
@@ -163,6 +195,9 @@ func TestKeepRunningAndSocket(t *testing.T) {
 	runs := filepath.Join(dir, "runs")
 	waitFor(t, "the first run", func() bool { return len(lines(runs)) == 1 })
 	waitFor(t, "the exit to be recorded", func() bool { return r.s.Status().LastExit == 1 })
+	waitFor(t, "the exit in the log", func() bool {
+		return strings.Contains(r.log.String(), `level=WARN msg="the app exited; waiting for a restart request" exit_code=1`)
+	})
 	ctx := context.Background()
 	out, err := Request(ctx, sock, "status")
 	if err != nil || !strings.HasPrefix(out, "ok pid=0 restarts=0 last-exit=1") {
@@ -172,6 +207,10 @@ func TestKeepRunningAndSocket(t *testing.T) {
 		t.Fatalf("restart: %q %v", out, err)
 	}
 	waitFor(t, "the second run", func() bool { return len(lines(runs)) == 2 })
+	if !strings.Contains(r.log.String(), `level=DEBUG msg="control socket request" command=restart`) ||
+		!strings.Contains(r.log.String(), `level=INFO msg="started the app" command=sh pid=`) {
+		t.Errorf("the log:\n%s", r.log.String())
+	}
 	if _, err := Request(ctx, sock, "signal NOPE"); err == nil || !strings.Contains(err.Error(), "unknown signal") {
 		t.Errorf("bad signal: %v", err)
 	}
