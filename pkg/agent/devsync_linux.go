@@ -22,6 +22,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
 	"github.com/kubectl-dev/kubectl-dev/pkg/supervisor"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
 
@@ -120,7 +121,7 @@ func (a *appActions) request(ctx context.Context, socket, command string) (strin
 	return supervisor.Request(ctx, fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), base), command)
 }
 
-func (a *appActions) run(ctx context.Context, act filesync.Action) (string, error) {
+func (a *appActions) run(ctx context.Context, act syncproto.Action) (string, error) {
 	if err := a.fs.Alive(); err != nil {
 		return "", err
 	}

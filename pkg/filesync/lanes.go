@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // Lanes
@@ -98,10 +100,10 @@ func (t *laneTable) register(j *writeJob) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if j.seq <= t.lastSeq {
-		return protoErrf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
+		return syncproto.Errorf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
 	}
 	if t.lost {
-		return protoErrf("a lane of this session closed: laned writes cannot go on")
+		return syncproto.Errorf("a lane of this session closed: laned writes cannot go on")
 	}
 	t.jobs[j.seq], t.lastSeq = j, j.seq
 	t.cond.Broadcast()
@@ -134,7 +136,7 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 		}
 		if seq <= t.lastSeq {
 			t.mu.Unlock()
-			return protoErrf("lane data for write %d, which is complete", seq)
+			return syncproto.Errorf("lane data for write %d, which is complete", seq)
 		}
 		t.cond.Wait()
 	}
@@ -142,36 +144,36 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 
 // serveLane runs a lane: LaneHello (already read) names the session; then
 // LaneData frames until the client closes the channel.
-func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []byte, logf func(string, ...any)) error {
-	var h LaneHello
-	if err := decodeMsg(&h, payload); err != nil {
+func serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.FrameWriter, payload []byte, logf func(string, ...any)) error {
+	var h syncproto.LaneHello
+	if err := syncproto.Decode(&h, payload); err != nil {
 		return err
 	}
 	laneSessions.Lock()
 	t := laneSessions.m[h.Token]
 	laneSessions.Unlock()
 	if t == nil {
-		return protoErrf("no devsync session has this lane token")
+		return syncproto.Errorf("no devsync session has this lane token")
 	}
 	t.mu.Lock()
-	ok := t.attached < MaxLanes && !t.closed
+	ok := t.attached < syncproto.MaxLanes && !t.closed
 	if ok {
 		t.attached++
 	}
 	t.mu.Unlock()
 	if !ok {
-		return protoErrf("the session has %d lanes already", MaxLanes)
+		return syncproto.Errorf("the session has %d lanes already", syncproto.MaxLanes)
 	}
-	if err := fw.write(&laneWelcome{}); err != nil {
+	if err := fw.Write(&syncproto.LaneWelcome{}); err != nil {
 		return err
 	}
-	if err := fw.flush(); err != nil {
+	if err := fw.Flush(); err != nil {
 		return err
 	}
-	var dec decompressor
-	defer dec.close()
+	var dec syncproto.Decompressor
+	defer dec.Close()
 	for {
-		typ, payload, err := fr.next()
+		typ, payload, err := fr.Next()
 		if err != nil {
 			t.mu.Lock()
 			closed, waiting := t.closed, len(t.jobs) > 0
@@ -197,33 +199,33 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 			}
 			return err
 		}
-		if typ != MsgLaneData && typ != MsgLaneDataZstd {
+		if typ != syncproto.MsgLaneData && typ != syncproto.MsgLaneDataZstd {
 			t.fail()
-			return protoErrf("unexpected %s message on a lane", typ)
+			return syncproto.Errorf("unexpected %s message on a lane", typ)
 		}
-		seq, off, data, err := parseLaneData(payload)
+		seq, off, data, err := syncproto.ParseLaneData(payload)
 		if err != nil {
 			t.fail()
 			return err
 		}
-		if typ == MsgLaneDataZstd {
+		if typ == syncproto.MsgLaneDataZstd {
 			if !t.zstd {
 				t.fail()
-				return protoErrf("compressed data without the zstd feature")
+				return syncproto.Errorf("compressed data without the zstd feature")
 			}
-			if data, err = dec.decompress(data); err != nil {
+			if data, err = dec.Decompress(data); err != nil {
 				t.fail()
 				return err
 			}
 		}
-		if len(data) > ChunkSize {
+		if len(data) > syncproto.ChunkSize {
 			t.fail()
-			return protoErrf("lane data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+			return syncproto.Errorf("lane data chunk of %d bytes exceeds %d", len(data), syncproto.ChunkSize)
 		}
-		buf := chunkPool.Get().(*[]byte)
+		buf := syncproto.GetChunk()
 		if err := t.deliver(seq, chunk{buf: buf, n: copy(*buf, data), off: off}); err != nil {
-			chunkPool.Put(buf)
-			var pe *ProtocolError
+			syncproto.PutChunk(buf)
+			var pe *syncproto.ProtocolError
 			if errors.As(err, &pe) {
 				t.fail()
 				return err
@@ -245,7 +247,7 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 		}
 	}()
 	var received int64
-	var end *FileEnd
+	var end *syncproto.FileEnd
 	for end == nil || received < end.Size {
 		var c chunk
 		select {
@@ -264,10 +266,10 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 					pf = nil
 				}
 			}
-			chunkPool.Put(c.buf)
+			syncproto.PutChunk(c.buf)
 		}
 		if end != nil && (received > end.Size || (c.end == nil && c.off+int64(c.n) > end.Size)) {
-			return 0, protoErrf("write %q: more content than the %d bytes its file end announces", j.op.Path, end.Size)
+			return 0, syncproto.Errorf("write %q: more content than the %d bytes its file end announces", j.op.Path, end.Size)
 		}
 	}
 	if werr != nil {
@@ -277,7 +279,7 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 		return 0, fmt.Errorf("the client could not read the file: %s", end.Abort)
 	}
 	if pf.Size() != end.Size {
-		return 0, protoErrf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
+		return 0, syncproto.Errorf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
 	}
 	err := pf.Commit()
 	pf = nil

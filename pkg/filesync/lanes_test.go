@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // TestWithLanes runs the engine's end-to-end tests again with file content
@@ -42,7 +43,7 @@ func TestLanesCarryOnlyLargeFiles(t *testing.T) {
 		laned         bool
 	}{{"small", "a small file", false}, {"big", big, true}} {
 		before := c.waitLanes(true).sent.Load()
-		ops := []Op{{Kind: OpWrite, Path: tt.name, Mode: 0o644, Size: int64(len(tt.content)), Open: content(tt.content)}}
+		ops := []syncproto.Op{{Kind: syncproto.OpWrite, Path: tt.name, Mode: 0o644, Size: int64(len(tt.content)), Open: content(tt.content)}}
 		if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
 			t.Fatal(err, res.Errors)
 		}
@@ -66,7 +67,7 @@ func TestLaneRefused(t *testing.T) {
 	if n, err := c.Lanes(); n != 0 || err == nil {
 		t.Fatalf("lanes %d, %v; want none and the reason", n, err)
 	}
-	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "f", Mode: 0o644, Open: content("without lanes")}}, ApplyOptions{})
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "f", Mode: 0o644, Open: content("without lanes")}}, ApplyOptions{})
 	if err != nil || len(res.Errors) > 0 {
 		t.Fatal(err, res.Errors)
 	}
@@ -80,35 +81,35 @@ func TestLaneRefused(t *testing.T) {
 func TestLaneProtocolViolations(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		send func(main, lane *frameWriter)
+		send func(main, lane *syncproto.FrameWriter)
 		want string
 	}{
-		{"content beyond the file end", func(main, lane *frameWriter) {
-			main.write(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})
-			main.write(&FileEnd{Size: 1})
-			main.flush()
-			lane.writeParts(MsgLaneData, appendLaneDataHeader(nil, 1, 0), []byte("too long"))
-			lane.flush()
+		{"content beyond the file end", func(main, lane *syncproto.FrameWriter) {
+			main.Write(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}})
+			main.Write(&syncproto.FileEnd{Size: 1})
+			main.Flush()
+			lane.WriteParts(syncproto.MsgLaneData, syncproto.AppendLaneDataHeader(nil, 1, 0), []byte("too long"))
+			lane.Flush()
 		}, "more content"},
-		{"sequence number that does not grow", func(main, lane *frameWriter) {
-			main.write(&LanedOp{Seq: 5, Op: Op{Kind: OpWrite, Path: "f"}})
-			main.write(&FileEnd{Size: 0})
-			main.write(&LanedOp{Seq: 5, Op: Op{Kind: OpWrite, Path: "g"}})
+		{"sequence number that does not grow", func(main, lane *syncproto.FrameWriter) {
+			main.Write(&syncproto.LanedOp{Seq: 5, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}})
+			main.Write(&syncproto.FileEnd{Size: 0})
+			main.Write(&syncproto.LanedOp{Seq: 5, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "g"}})
 		}, "must grow"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, lane, served := rawLaneSession(t)
 			ctx := context.Background()
-			laneW := newFrameWriter(lane)
-			c.fw.write(&Begin{ID: 1})
+			laneW := syncproto.NewFrameWriter(lane)
+			c.fw.Write(&syncproto.Begin{ID: 1})
 			tt.send(c.fw, laneW)
-			c.fw.write(&Commit{ID: 1})
-			c.fw.flush()
+			c.fw.Write(&syncproto.Commit{ID: 1})
+			c.fw.Flush()
 			_, _, err := c.recv(ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("agent said %v, want %q", err, tt.want)
 			}
-			var pe *ProtocolError
+			var pe *syncproto.ProtocolError
 			if err := <-served; !errors.As(err, &pe) {
 				t.Errorf("serve returned %v, want a protocol error", err)
 			}
@@ -122,11 +123,11 @@ func TestLaneLostEndsSession(t *testing.T) {
 	c, lane, served := rawLaneSession(t)
 	ctx := context.Background()
 	// A laned write whose content never comes: its lane closes instead.
-	c.fw.write(&Begin{ID: 1})
-	c.fw.write(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})
-	c.fw.write(&FileEnd{Size: 10})
-	c.fw.write(&Commit{ID: 1})
-	c.fw.flush()
+	c.fw.Write(&syncproto.Begin{ID: 1})
+	c.fw.Write(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}})
+	c.fw.Write(&syncproto.FileEnd{Size: 10})
+	c.fw.Write(&syncproto.Commit{ID: 1})
+	c.fw.Flush()
 	lane.Close()
 	done := make(chan error, 1)
 	go func() { _, _, err := c.recv(ctx); done <- err }()
@@ -185,7 +186,7 @@ func TestLanesOpenInTheBackground(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
 	c := testSession(t, appRoot, ClientOptions{})
-	ops := []Op{{Kind: OpWrite, Path: "small", Mode: 0o644, Size: 5, Open: content("small")}}
+	ops := []syncproto.Op{{Kind: syncproto.OpWrite, Path: "small", Mode: 0o644, Size: 5, Open: content("small")}}
 	if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
 		t.Fatal(err, res.Errors)
 	}
@@ -194,7 +195,7 @@ func TestLanesOpenInTheBackground(t *testing.T) {
 	}
 	close(gate)
 	big := strings.Repeat("x", LaneMinSize)
-	ops = []Op{{Kind: OpWrite, Path: "big", Mode: 0o644, Size: int64(len(big)), Open: content(big)}}
+	ops = []syncproto.Op{{Kind: syncproto.OpWrite, Path: "big", Mode: 0o644, Size: int64(len(big)), Open: content(big)}}
 	if res, err := c.Apply(context.Background(), ops, ApplyOptions{}); err != nil || len(res.Errors) > 0 {
 		t.Fatal(err, res.Errors)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // testSession serves appRoot (a fake app root filesystem) over net.Pipe and
@@ -116,7 +117,7 @@ func treeOf(t *testing.T, dir string) string {
 	var b strings.Builder
 	for _, e := range entries {
 		b.WriteString(e.Path + " " + e.Type.String() + " " + string(rune('0'+e.Mode>>6&7)) + string(rune('0'+e.Mode>>3&7)) + string(rune('0'+e.Mode&7)) + " " + e.Target)
-		if e.Type == TypeFile {
+		if e.Type == syncproto.TypeFile {
 			data, _ := os.ReadFile(filepath.Join(dir, e.Path))
 			sum := sha256.Sum256(data)
 			b.WriteString(" " + string(rune(len(data))) + string(sum[:4]))
@@ -231,12 +232,12 @@ func withoutIgnored(t *testing.T, local string) string {
 		src := filepath.Join(local, e.Path)
 		dst := filepath.Join(tmp, e.Path)
 		switch e.Type {
-		case TypeDir:
+		case syncproto.TypeDir:
 			os.MkdirAll(dst, fs.FileMode(e.Mode))
 			os.Chmod(dst, fs.FileMode(e.Mode))
-		case TypeSymlink:
+		case syncproto.TypeSymlink:
 			os.Symlink(e.Target, dst)
-		case TypeFile:
+		case syncproto.TypeFile:
 			b, _ := os.ReadFile(src)
 			write(t, dst, string(b), fs.FileMode(e.Mode))
 		}
@@ -251,7 +252,7 @@ func TestHostileSymlinkInApp(t *testing.T) {
 	os.Symlink("/etc", filepath.Join(appRoot, "app/link"))
 	c := testSession(t, appRoot, ClientOptions{})
 	name := "devsync-hostile-" + time.Now().Format("150405.000000000")
-	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "link/" + name, Mode: 0o644, Size: 3,
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "link/" + name, Mode: 0o644, Size: 3,
 		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("pwn")), nil }}}, ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -268,17 +269,21 @@ func TestHostileSymlinkInApp(t *testing.T) {
 }
 
 // rawFrame builds one frame.
-func rawFrame(t MsgType, payload []byte) []byte {
+func rawFrame(t syncproto.MsgType, payload []byte) []byte {
 	b := make([]byte, 5, 5+len(payload))
 	binary.BigEndian.PutUint32(b, uint32(len(payload)+1))
 	b[4] = byte(t)
 	return append(b, payload...)
 }
 
-func encode(m message) []byte {
-	var w wbuf
-	m.encode(&w)
-	return rawFrame(m.msgType(), w)
+func encode(m syncproto.Message) []byte {
+	var b bytes.Buffer
+	fw := syncproto.NewFrameWriter(&b)
+	if err := fw.Write(m); err != nil {
+		panic(err)
+	}
+	fw.Flush()
+	return b.Bytes()
 }
 
 // servedRoot runs Serve, with the agent's own IDs, on one end of a pipe
@@ -305,37 +310,37 @@ func servedRoot(t *testing.T) (appRoot string, conn net.Conn, served <-chan erro
 }
 
 func TestProtocolValidation(t *testing.T) {
-	hello := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true})
-	helloLanes := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true, Features: []string{FeatureLanes}})
-	begin := encode(&Begin{ID: 1})
+	hello := encode(&syncproto.Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true})
+	helloLanes := encode(&syncproto.Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true, Features: []string{syncproto.FeatureLanes}})
+	begin := encode(&syncproto.Begin{ID: 1})
 	tests := []struct {
 		name   string
 		frames [][]byte
 		want   string
 	}{
-		{"dot-dot path", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "../x"})}, "climbs out"},
-		{"nested dot-dot", [][]byte{hello, begin, encode(&Op{Kind: OpDelete, Path: "a/../../etc"})}, "not clean"},
-		{"absolute path", [][]byte{hello, begin, encode(&Op{Kind: OpMkdir, Path: "/etc/x"})}, "absolute"},
-		{"rename target", [][]byte{hello, begin, encode(&Op{Kind: OpRename, Path: "a", To: "../b"})}, "climbs out"},
-		{"NUL byte", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "a\x00b"})}, "NUL"},
-		{"empty path", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: ""})}, "empty path"},
-		{"unknown op", [][]byte{hello, begin, encode(&Op{Kind: 'z', Path: "a"})}, "unknown operation"},
+		{"dot-dot path", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpWrite, Path: "../x"})}, "climbs out"},
+		{"nested dot-dot", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpDelete, Path: "a/../../etc"})}, "not clean"},
+		{"absolute path", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpMkdir, Path: "/etc/x"})}, "absolute"},
+		{"rename target", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpRename, Path: "a", To: "../b"})}, "climbs out"},
+		{"NUL byte", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpWrite, Path: "a\x00b"})}, "NUL"},
+		{"empty path", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpWrite, Path: ""})}, "empty path"},
+		{"unknown op", [][]byte{hello, begin, encode(&syncproto.Op{Kind: 'z', Path: "a"})}, "unknown operation"},
 		{"unknown message type", [][]byte{hello, rawFrame(99, nil)}, "unknown message type 99"},
-		{"oversize frame", [][]byte{hello, {0x7f, 0, 0, 0, byte(MsgOp)}}, "exceeds the limit"},
+		{"oversize frame", [][]byte{hello, {0x7f, 0, 0, 0, byte(syncproto.MsgOp)}}, "exceeds the limit"},
 		{"no hello", [][]byte{begin}, "expected hello"},
-		{"version mismatch", [][]byte{encode(&Hello{MinVersion: 7, MaxVersion: 9})}, "version mismatch"},
-		{"relative destination", [][]byte{encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "app"})}, "absolute path"},
-		{"trailing bytes", [][]byte{hello, append(encode(&ListReq{}), 1)}, ""},
-		{"hash of a parent path", [][]byte{hello, encode(&HashReq{Paths: []string{"../../etc/shadow"}})}, "climbs out"},
-		{"oversize chunk", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "f"}), rawFrame(MsgData, make([]byte, ChunkSize+1))}, "exceeds"},
-		{"unknown lane token", [][]byte{encode(&LaneHello{Token: "0123456789abcdef0123456789abcdef"})}, "lane token"},
-		{"laned write without lanes", [][]byte{hello, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})}, "without the lanes feature"},
-		{"laned delete", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpDelete, Path: "f"}})}, "only writes"},
-		{"laned dot-dot path", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "../f"}})}, "climbs out"},
-		{"content on the session after a laned op", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}}), rawFrame(MsgData, []byte("x"))}, "expected the file end"},
+		{"version mismatch", [][]byte{encode(&syncproto.Hello{MinVersion: 7, MaxVersion: 9})}, "version mismatch"},
+		{"relative destination", [][]byte{encode(&syncproto.Hello{MinVersion: 1, MaxVersion: 1, Dest: "app"})}, "absolute path"},
+		{"trailing bytes", [][]byte{hello, append(encode(&syncproto.ListReq{}), 1)}, ""},
+		{"hash of a parent path", [][]byte{hello, encode(&syncproto.HashReq{Paths: []string{"../../etc/shadow"}})}, "climbs out"},
+		{"oversize chunk", [][]byte{hello, begin, encode(&syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}), rawFrame(syncproto.MsgData, make([]byte, syncproto.ChunkSize+1))}, "exceeds"},
+		{"unknown lane token", [][]byte{encode(&syncproto.LaneHello{Token: "0123456789abcdef0123456789abcdef"})}, "lane token"},
+		{"laned write without lanes", [][]byte{hello, begin, encode(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}})}, "without the lanes feature"},
+		{"laned delete", [][]byte{helloLanes, begin, encode(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpDelete, Path: "f"}})}, "only writes"},
+		{"laned dot-dot path", [][]byte{helloLanes, begin, encode(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "../f"}})}, "climbs out"},
+		{"content on the session after a laned op", [][]byte{helloLanes, begin, encode(&syncproto.LanedOp{Seq: 1, Op: syncproto.Op{Kind: syncproto.OpWrite, Path: "f"}}), rawFrame(syncproto.MsgData, []byte("x"))}, "expected the file end"},
 	}
 	// fix the "trailing bytes" frame: the length must cover the extra byte
-	tb := encode(&ListReq{})
+	tb := encode(&syncproto.ListReq{})
 	tb = append(tb, 0x42)
 	binary.BigEndian.PutUint32(tb, uint32(len(tb)-4))
 	tests[12].frames[1], tests[12].want = tb, "trailing bytes"
@@ -351,23 +356,23 @@ func TestProtocolValidation(t *testing.T) {
 				}
 			}()
 			// Read the agent's answers until its Error message.
-			fr := newFrameReader(a)
+			fr := syncproto.NewFrameReader(a)
 			var msg string
 			for {
-				typ, payload, err := fr.next()
+				typ, payload, err := fr.Next()
 				if err != nil {
 					break
 				}
-				if typ == MsgError {
-					var m ErrorMsg
-					decodeMsg(&m, payload)
+				if typ == syncproto.MsgError {
+					var m syncproto.ErrorMsg
+					syncproto.Decode(&m, payload)
 					msg = m.Message
 					break
 				}
 			}
 			a.Close()
 			err := <-done
-			var pe *ProtocolError
+			var pe *syncproto.ProtocolError
 			if !errors.As(err, &pe) {
 				t.Fatalf("serve returned %v, want a protocol error", err)
 			}
@@ -445,7 +450,7 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 	}()
 	want := sha256.New()
 	src := newLazyReader(size)
-	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "big.bin", Mode: 0o644, Size: size,
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "big.bin", Mode: 0o644, Size: size,
 		Open: func() (io.ReadCloser, error) {
 			return struct {
 				io.Reader
@@ -485,7 +490,7 @@ func TestReadOnlyDestination(t *testing.T) {
 		if !strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), "--dest") {
 			t.Errorf("EROFS message %q", err)
 		}
-		s := &Summary{Errors: []ItemError{{Op: OpWrite, Path: "a", Code: "EROFS", Message: "read-only"}, {Op: OpWrite, Path: "b", Code: "EROFS", Message: "read-only"}}}
+		s := &Summary{Errors: []syncproto.ItemError{{Op: syncproto.OpWrite, Path: "a", Code: "EROFS", Message: "read-only"}, {Op: syncproto.OpWrite, Path: "b", Code: "EROFS", Message: "read-only"}}}
 		if e := s.Err(); e == nil || !strings.HasPrefix(e.Error(), "2 operations failed, e.g. write a: read-only") {
 			t.Errorf("collapsed error %v", e)
 		}

@@ -40,6 +40,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver/wire"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 var (
@@ -266,14 +267,14 @@ func (o *Options) identityFile() string {
 }
 
 // action is what runs after each applied batch (nil for none).
-func (o *Options) action() *filesync.Action {
+func (o *Options) action() *syncproto.Action {
 	switch {
 	case o.Restart:
-		return &filesync.Action{Kind: "restart"}
+		return &syncproto.Action{Kind: "restart"}
 	case o.Signal != "":
-		return &filesync.Action{Kind: "signal", Args: []string{o.Signal}}
+		return &syncproto.Action{Kind: "signal", Args: []string{o.Signal}}
 	case o.Exec != "":
-		return &filesync.Action{Kind: "exec", Args: []string{o.Exec}}
+		return &syncproto.Action{Kind: "exec", Args: []string{o.Exec}}
 	}
 	return nil
 }
@@ -653,7 +654,7 @@ func (o *Options) report(ctx context.Context, s *session, sum *filesync.Summary)
 	}
 }
 
-func actionDone(a filesync.Action) string {
+func actionDone(a syncproto.Action) string {
 	switch a.Kind {
 	case "restart":
 		return "restarted the app"
