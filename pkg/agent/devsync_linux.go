@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"strconv"
@@ -18,11 +19,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
-	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
 	"github.com/kubectl-dev/kubectl-dev/pkg/supervisor"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncserver"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
 
@@ -38,8 +39,10 @@ func registerDevsync(srv *sshserver.Server, log io.Writer) {
 
 // DevsyncHandler is the devsync subsystem served with launcher l (an
 // *sshserver.AppLauncher finds the app; another launcher finds the pod's
-// one other container).
+// one other container). One syncserver.Server serves all its channels: a
+// session's lanes are channels of their own.
 func DevsyncHandler(l sshserver.Launcher, log io.Writer) sshserver.SubsystemHandler {
+	srv := syncserver.New(slog.New(slog.NewTextHandler(log, nil)))
 	return func(ctx context.Context, ch ssh.Channel, s *sshserver.SessionInfo) error {
 		var p *approc.Proc
 		var err error
@@ -56,19 +59,18 @@ func DevsyncHandler(l sshserver.Launcher, log io.Writer) sshserver.SubsystemHand
 			return serveError(ctx, ch, err)
 		}
 		defer fsys.Close()
-		root := filesync.NewRoot(fsys)
+		root := syncserver.NewRoot(fsys)
 		root.Agent = "devagent " + version.String()
-		root.Logf = func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
 		a := &appActions{proc: p, fs: fsys, launcher: l, session: s}
 		root.Action = a.run
-		return filesync.Serve(ctx, ch, root)
+		return srv.Serve(ctx, ch, root)
 	}
 }
 
 // serveError answers the client's hello with an error message, so that
 // kubectl devsync prints why (rather than "EOF").
 func serveError(ctx context.Context, ch ssh.Channel, err error) error {
-	return filesync.ServeError(ctx, ch, err)
+	return syncserver.ServeError(ctx, ch, err)
 }
 
 // appActions runs the Action messages of one session.

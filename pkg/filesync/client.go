@@ -29,6 +29,9 @@ type ClientOptions struct {
 	// SSH connection. 0 or a nil OpenLane sends everything on rw.
 	Lanes    int
 	OpenLane func() (io.ReadWriteCloser, error)
+	// LaneMinSize is the smallest file whose content goes on the lanes;
+	// 0 means LaneMinSize, a negative value sends every file on them.
+	LaneMinSize int64
 }
 
 var errClosed = errors.New("devsync connection closed")
@@ -43,7 +46,8 @@ type frame struct {
 	payload []byte
 }
 
-// Client is the kubectl side of a devsync session. Its methods must not be
+// Client is the kubectl side of a devsync session; it is the Remote of a
+// Syncer. Its methods must not be
 // called concurrently (they are serialized).
 type Client struct {
 	rw      io.ReadWriter
@@ -65,13 +69,17 @@ type Client struct {
 	lanes       *laneSender // nil without lanes
 	laneErr     error       // why lanes could not be opened
 	seq         uint64      // the last laned write's
+	laneMin     int64       // ClientOptions.LaneMinSize
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
 // Hello and waits for the agent's Welcome. A goroutine reads rw until it
 // fails; Close ends it by closing rw.
 func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Client, error) {
-	c := &Client{rw: rw, fw: syncproto.NewFrameWriter(rw), frames: make(chan frame, 64)}
+	c := &Client{rw: rw, fw: syncproto.NewFrameWriter(rw), frames: make(chan frame, 64), laneMin: opts.LaneMinSize}
+	if c.laneMin == 0 {
+		c.laneMin = LaneMinSize
+	}
 	go c.readLoop()
 	h := syncproto.Hello{MinVersion: syncproto.MinProtocolVersion, MaxVersion: syncproto.ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
 	if !opts.NoCompress {
@@ -434,7 +442,7 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 			}
 		}
 		res.Ops = append(res.Ops, op)
-		if src != nil && op.Size >= laneMinSize && c.waitLanes(true) != nil {
+		if src != nil && op.Size >= c.laneMin && c.waitLanes(true) != nil {
 			c.seq++
 			err := c.fw.Write(&syncproto.LanedOp{Seq: c.seq, Op: op})
 			if err == nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
-// DefaultLanes is how many lanes kubectl devsync opens (see lanes.go): with
+// DefaultLanes is how many lanes kubectl devsync opens (see
+// pkg/syncserver/lanes.go): with
 // 2 MiB in flight per channel, eight carry 16 MiB. One 200 MB file took
 // 2.0 s with 2 lanes, 1.63 s with 4 and 1.53 s with 8 on the local cluster
 // (docs/benchmarks.md), 2.8-3.1 s without lanes.
@@ -22,8 +23,6 @@ const DefaultLanes = 8
 // more than it gains: 10,000 files of 5 KB took 1.83 s on lanes and 1.42 s
 // inline (medians of 4 interleaved runs on the local cluster).
 const LaneMinSize = 1 << 20
-
-var laneMinSize int64 = LaneMinSize // tests send everything on lanes
 
 // laneQueue bounds the chunks read ahead for the lanes (client memory:
 // laneQueue+lanes chunks of ChunkSize).

@@ -36,7 +36,7 @@ type Syncer struct {
 	opts Options
 	ig   *Ignorer
 	mu   sync.Mutex
-	c    *Client
+	r    Remote
 	// state is what the remote tree holds for the paths synced so far, with
 	// the local identity (dev, inode) seen when they were sent.
 	state map[string]syncproto.Entry
@@ -58,9 +58,9 @@ type prescan struct {
 // scanned again.
 const PrescanMaxAge = 2 * time.Second
 
-// NewSyncer prepares a Syncer; c is the open session, or nil until
-// SetClient gives one.
-func NewSyncer(c *Client, opts Options) (*Syncer, error) {
+// NewSyncer prepares a Syncer; r is the destination (the open session, a
+// *Client), or nil until SetClient gives one.
+func NewSyncer(r Remote, opts Options) (*Syncer, error) {
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
@@ -68,17 +68,18 @@ func NewSyncer(c *Client, opts Options) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Syncer{opts: opts, ig: ig, c: c, state: map[string]syncproto.Entry{}}, nil
+	return &Syncer{opts: opts, ig: ig, r: r, state: map[string]syncproto.Entry{}}, nil
 }
 
 // Ignorer returns the ignore rules in use (for a Watcher).
 func (s *Syncer) Ignorer() *Ignorer { return s.ig }
 
-// SetClient replaces the session after a reconnect. Call InitialSync next:
-// it compares the whole tree again, so edits made meanwhile are not lost.
-func (s *Syncer) SetClient(c *Client) {
+// SetClient replaces the destination (the session, a *Client) after a
+// reconnect. Call InitialSync next: it compares the whole tree again, so
+// edits made meanwhile are not lost.
+func (s *Syncer) SetClient(r Remote) {
 	s.mu.Lock()
-	s.c = c
+	s.r = r
 	s.state = map[string]syncproto.Entry{}
 	s.mu.Unlock()
 }
@@ -125,7 +126,7 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 		return nil, fmt.Errorf("scan %s: %w", s.opts.LocalDir, err)
 	}
 	var remote []syncproto.Entry
-	err = s.c.List(ctx, "", func(e syncproto.Entry) error {
+	err = s.r.List(ctx, "", func(e syncproto.Entry) error {
 		if !s.ig.Match(e.Path, e.Type == syncproto.TypeDir) {
 			remote = append(remote, e)
 		}
@@ -140,7 +141,7 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 		for i, e := range plan.Check {
 			paths[i] = e.Path
 		}
-		rs, err := s.c.Hash(ctx, paths)
+		rs, err := s.r.Hash(ctx, paths)
 		if err != nil {
 			return nil, fmt.Errorf("hash remote files: %w", err)
 		}
@@ -393,7 +394,7 @@ func (s *Syncer) forgetFailed(sum *Summary) {
 func (s *Syncer) apply(ctx context.Context, ops []syncproto.Op, p Progress, start time.Time) (*Summary, error) {
 	sum := &Summary{}
 	if len(ops) > 0 {
-		res, err := s.c.Apply(ctx, ops, ApplyOptions{LocalDir: s.opts.LocalDir, Progress: p})
+		res, err := s.r.Apply(ctx, ops, ApplyOptions{LocalDir: s.opts.LocalDir, Progress: p})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
@@ -28,7 +29,7 @@ func content(s string) func() (io.ReadCloser, error) {
 func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	big := bytes.Repeat([]byte("0123456789abcdef"), 3*syncproto.ChunkSize/16+7) // several chunks
 	var ops []syncproto.Op
 	for i := range 200 {
@@ -49,7 +50,7 @@ func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 		syncproto.Op{Kind: syncproto.OpWrite, Path: "big/x", Mode: 0o644, Open: content("a file is in the way")},
 		syncproto.Op{Kind: syncproto.OpWrite, Path: "last", Mode: 0o644, Open: content("last")},
 	)
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 func TestPathOperationsWaitForTheirWrites(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app", "d"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{NoCompress: true})
+	c := testSession(t, appRoot, filesync.ClientOptions{NoCompress: true})
 	big := make([]byte, 6*syncproto.ChunkSize)
 	rand.Read(big) // incompressible: the write stays in flight for a while
 	bigOpen := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }
@@ -129,7 +130,7 @@ func TestPathOperationsWaitForTheirWrites(t *testing.T) {
 		{Kind: syncproto.OpMkdir, Path: "e/sub", Mode: 0o700},
 		{Kind: syncproto.OpWrite, Path: "e/sub/x", Mode: 0o644, Open: content("x")},
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

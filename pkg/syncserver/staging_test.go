@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
@@ -62,7 +63,7 @@ func TestNewDirectoryAppearsWhole(t *testing.T) {
 	appRoot := t.TempDir()
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(app, 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	// More than the client's buffers: when the last file is opened, the
 	// agent has applied every operation before it.
 	big := make([]byte, 3*syncproto.ChunkSize) // random: compression must not shrink it
@@ -89,7 +90,7 @@ func TestNewDirectoryAppearsWhole(t *testing.T) {
 		syncproto.Op{Kind: syncproto.OpWrite, Path: "new/last", Mode: 0o600, Open: last},
 		syncproto.Op{Kind: syncproto.OpChmod, Path: "new/sub", Mode: 0o700},
 	)
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestStagedDirectoryWithRenameAndDelete(t *testing.T) {
 	appRoot := t.TempDir()
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(filepath.Join(app, "old"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	ops := []syncproto.Op{
 		{Kind: syncproto.OpMkdir, Path: "a", Mode: 0o755},
 		{Kind: syncproto.OpWrite, Path: "a/x", Mode: 0o644, Open: content("x")},
@@ -144,7 +145,7 @@ func TestStagedDirectoryWithRenameAndDelete(t *testing.T) {
 		{Kind: syncproto.OpMkdir, Path: "b", Mode: 0o700},
 		{Kind: syncproto.OpWrite, Path: "b/again", Mode: 0o644, Open: content("again")},
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func (f *failingAfter) Close() error { return nil }
 func TestStagedDirectoryWhenTheSessionFails(t *testing.T) {
 	appRoot, a, served := servedRoot(t)
 	app := filepath.Join(appRoot, "app")
-	c, err := NewClient(context.Background(), a, ClientOptions{Dest: "/app"})
+	c, err := filesync.NewClient(context.Background(), a, filesync.ClientOptions{Dest: "/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestStagedDirectoryWhenTheSessionFails(t *testing.T) {
 			return &failingAfter{n: 2 * syncproto.ChunkSize, conn: a}, nil
 		}},
 	}
-	if _, err := c.Apply(context.Background(), ops, ApplyOptions{}); err == nil {
+	if _, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{}); err == nil {
 		t.Fatal("Apply succeeded on a closed session")
 	}
 	<-served
@@ -225,7 +226,7 @@ func TestHeldDirectoryFollowsRenames(t *testing.T) {
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(filepath.Join(app, "a"), 0o755)
 	os.MkdirAll(filepath.Join(app, "c"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	var ops []syncproto.Op
 	want := ""
 	for i := range 12 {
@@ -245,7 +246,7 @@ func TestHeldDirectoryFollowsRenames(t *testing.T) {
 	for i := range 12 {
 		want += fmt.Sprintf("b/x%02d=x\n", i)
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

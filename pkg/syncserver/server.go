@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path"
 	"strings"
 	"sync"
@@ -37,8 +38,6 @@ type Root struct {
 	Writers int
 	// Action runs an Action message (restart, signal, exec); nil refuses them.
 	Action func(ctx context.Context, a syncproto.Action) (output string, err error)
-	// Logf receives one line per session event; nil discards.
-	Logf func(format string, args ...any)
 	// Agent names the agent in the Welcome message.
 	Agent string
 }
@@ -46,7 +45,30 @@ type Root struct {
 // NewRoot serves fs with files owned by the app process's user.
 func NewRoot(fs *rootfs.Root) Root { return Root{FS: fs, Owner: fs.Owner()} }
 
-type server struct {
+// Server serves devsync sessions and their lanes. A lane is a channel of
+// its own that names its session by the session's lane token, so the
+// channels of one client must be served by the same Server: the agent has
+// one for all its SSH channels.
+type Server struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	// lanes maps the lane token of each session that has lanes to its
+	// table (lanes.go).
+	lanes map[string]*laneTable
+}
+
+// New returns a Server that logs session events to log (nil discards).
+func New(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{log: log, lanes: map[string]*laneTable{}}
+}
+
+// session is one devsync session (or lane): one channel.
+type session struct {
+	srv  *Server
+	log  *slog.Logger
 	root Root
 	fr   *syncproto.FrameReader
 	fw   *syncproto.FrameWriter
@@ -79,15 +101,14 @@ type server struct {
 // violates the protocol. Protocol violations (unknown message types,
 // oversize frames, paths that are absolute, unclean or contain "..") are
 // answered with an Error message and end the session. When ctx is cancelled,
-// rw is closed if it is an io.Closer.
-func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
+// rw is closed if it is an io.Closer. A channel whose first message is a
+// LaneHello is served as a lane of the session of this Server that the
+// token names (root is not used then).
+func (srv *Server) Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	if root.FS == nil {
 		return errors.New("devsync: no root filesystem to serve")
 	}
-	if root.Logf == nil {
-		root.Logf = func(string, ...any) {}
-	}
-	s := &server{root: root, fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw), abort: func() {}}
+	s := &session{srv: srv, log: srv.log, root: root, fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw), abort: func() {}}
 	if c, ok := rw.(io.Closer); ok {
 		s.abort = func() { c.Close() }
 		stop := context.AfterFunc(ctx, s.abort)
@@ -102,7 +123,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	err := s.run(ctx)
 	var pe *syncproto.ProtocolError
 	if errors.As(err, &pe) {
-		root.Logf("devsync: refusing the client: %v", err)
+		s.log.Warn("devsync: refusing the client", "err", err)
 		s.fatal(err)
 		return err
 	}
@@ -112,13 +133,13 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	return err
 }
 
-func (s *server) run(ctx context.Context) error {
+func (s *session) run(ctx context.Context) error {
 	t, payload, err := s.fr.Next()
 	if err != nil {
 		return err
 	}
 	if t == syncproto.MsgLaneHello {
-		return serveLane(ctx, s.fr, s.fw, payload, s.root.Logf)
+		return s.srv.serveLane(ctx, s.fr, s.fw, payload)
 	}
 	if err := s.hello(t, payload); err != nil {
 		return err
@@ -168,7 +189,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 }
 
-func (s *server) hello(t syncproto.MsgType, payload []byte) error {
+func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 	if t != syncproto.MsgHello {
 		return syncproto.Errorf("expected hello, got %s", t)
 	}
@@ -214,12 +235,12 @@ func (s *server) hello(t syncproto.MsgType, payload []byte) error {
 			feats = append(feats, f)
 		}
 	}
-	s.root.Logf("devsync: session with %s, protocol %d, destination %s", h.Client, v, s.dest)
+	s.log.Info("devsync: session", "client", h.Client, "protocol", v, "dest", s.dest)
 	if err := s.fw.Write(&syncproto.Welcome{Version: v, Features: feats, Dest: s.dest, UID: s.root.Owner.UID, GID: s.root.Owner.GID, PID: s.root.FS.PID(), Agent: s.root.Agent}); err != nil {
 		return err
 	}
 	if lanes {
-		if s.lanes, err = newLaneTable(s.zstd, s.abort); err != nil {
+		if s.lanes, err = s.srv.newLaneTable(s.zstd, s.abort); err != nil {
 			return err
 		}
 		if err := s.fw.Write(&syncproto.LaneToken{Token: s.lanes.token, Max: syncproto.MaxLanes}); err != nil {
@@ -232,7 +253,7 @@ func (s *server) hello(t syncproto.MsgType, payload []byte) error {
 // fatal sends err to the client as the session's last message. The client
 // may be busy writing rather than reading: the write is given a short time,
 // then abandoned (the caller closes the channel after Serve returns).
-func (s *server) fatal(err error) error {
+func (s *session) fatal(err error) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -247,9 +268,9 @@ func (s *server) fatal(err error) error {
 	return err
 }
 
-func (s *server) full(rel string) string { return path.Join(s.dest, rel) }
+func (s *session) full(rel string) string { return path.Join(s.dest, rel) }
 
-func (s *server) list(m syncproto.ListReq) error {
+func (s *session) list(m syncproto.ListReq) error {
 	start := s.dest
 	if m.Path != "" {
 		if err := syncproto.ValidatePath(m.Path); err != nil {
@@ -270,7 +291,7 @@ func (s *server) list(m syncproto.ListReq) error {
 	walkErr := s.root.FS.Walk(start, func(rel string, info fs.FileInfo, target string, err error) error {
 		if err != nil {
 			// An unreadable subdirectory is reported, not fatal.
-			s.root.Logf("devsync: list %s: %v", rel, err)
+			s.log.Warn("devsync: list", "path", rel, "err", err)
 			return nil
 		}
 		if strings.HasPrefix(info.Name(), rootfs.TempPrefix) {
@@ -304,7 +325,7 @@ func (s *server) list(m syncproto.ListReq) error {
 	return s.fw.Write(&end)
 }
 
-func (s *server) hash(m syncproto.HashReq) error {
+func (s *session) hash(m syncproto.HashReq) error {
 	for _, p := range m.Paths {
 		if err := syncproto.ValidatePath(p); err != nil {
 			return err
@@ -322,7 +343,7 @@ func (s *server) hash(m syncproto.HashReq) error {
 	return s.fw.Write(&syncproto.HashEnd{})
 }
 
-func (s *server) hashFile(name string) (sum [32]byte, err error) {
+func (s *session) hashFile(name string) (sum [32]byte, err error) {
 	f, err := s.root.FS.Open(name)
 	if err != nil {
 		return sum, err
@@ -362,7 +383,7 @@ func explain(err error) error {
 }
 
 // apply runs one operation other than a write (see batch.go).
-func (s *server) apply(op *syncproto.Op) (int64, error) {
+func (s *session) apply(op *syncproto.Op) (int64, error) {
 	fsys, full := s.root.FS, s.full(op.Path)
 	if op.Kind == syncproto.OpDelete || op.Kind == syncproto.OpRename {
 		// They act on what the client sees: the staged directories too.
@@ -401,14 +422,14 @@ func (s *server) apply(op *syncproto.Op) (int64, error) {
 	return 0, syncproto.Errorf("unknown operation %s", op.Kind)
 }
 
-func (s *server) decompress(payload []byte) ([]byte, error) {
+func (s *session) decompress(payload []byte) ([]byte, error) {
 	if !s.zstd {
 		return nil, syncproto.Errorf("compressed data without the zstd feature")
 	}
 	return s.dec.Decompress(payload)
 }
 
-func (s *server) action(ctx context.Context, a syncproto.Action) error {
+func (s *session) action(ctx context.Context, a syncproto.Action) error {
 	var res syncproto.ActionResult
 	if s.root.Action == nil {
 		res.Error = fmt.Sprintf("the agent cannot %s the app: run kubectl devpatch --supervise for restarts", a.Kind)
@@ -427,7 +448,7 @@ func ServeError(ctx context.Context, rw io.ReadWriter, err error) error {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 	}
-	s := &server{fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw)}
+	s := &session{fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

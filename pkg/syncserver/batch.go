@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ type chunk struct {
 // batchRun applies one batch: writes run on writer goroutines, everything
 // else on the session goroutine once the writes before it are done.
 type batchRun struct {
-	s    *server
+	s    *session
 	jobs chan *writeJob
 
 	inflight sync.WaitGroup // writes handed over and not finished
@@ -72,7 +72,7 @@ type batchRun struct {
 	fatal   error // a protocol violation found while writing
 }
 
-func (s *server) batch(b syncproto.Begin) (err error) {
+func (s *session) batch(b syncproto.Begin) (err error) {
 	n := s.root.Writers
 	if n <= 0 {
 		n = DefaultWriters
@@ -95,7 +95,7 @@ func (s *server) batch(b syncproto.Begin) (err error) {
 		// Ended early: unfinished files are aborted, the finished ones
 		// are kept (staging.go).
 		if perr := s.publish(); perr != nil {
-			s.root.Logf("devsync: %v", perr)
+			s.log.Warn("devsync: publish new directories", "err", perr)
 		}
 	}()
 	for index := 0; ; index++ {
@@ -164,7 +164,7 @@ func (s *server) batch(b syncproto.Begin) (err error) {
 // lanedWrite starts a write whose content comes on the lanes: it registers
 // the file with the lanes, hands it to a writer, and passes on the FileEnd
 // that follows on the session's channel.
-func (s *server) lanedWrite(r *batchRun, index int, payload []byte) error {
+func (s *session) lanedWrite(r *batchRun, index int, payload []byte) error {
 	var m syncproto.LanedOp
 	if err := syncproto.Decode(&m, payload); err != nil {
 		return err
@@ -228,7 +228,7 @@ func (r *batchRun) conflicts(p string) bool {
 // readContent reads the data frames of one file up to its FileEnd and
 // passes them to the file's writer. It validates them: chunk sizes, the
 // compression feature, and the announced size against what arrived.
-func (s *server) readContent(j *writeJob) error {
+func (s *session) readContent(j *writeJob) error {
 	var received int64
 	for {
 		t, payload, err := s.fr.Next()
@@ -319,7 +319,7 @@ func (r *batchRun) result(id uint64) *syncproto.Result {
 // writeFile writes one file from its job's chunks, atomically (a temporary
 // file renamed into place). It consumes every chunk even when the write
 // fails, so the session goroutine never blocks on a failed file.
-func (s *server) writeFile(j *writeJob, held *heldDir) (int64, error) {
+func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 	op := &j.op
 	pf, werr := s.create(op, held)
 	defer func() {
@@ -375,7 +375,7 @@ func (h *heldDir) release() {
 // create starts the temporary file for op, creating its parent directories
 // unless this session has already seen them. held (nil for none) is the
 // writer's held directory.
-func (s *server) create(op *syncproto.Op, held *heldDir) (*rootfs.PendingFile, error) {
+func (s *session) create(op *syncproto.Op, held *heldDir) (*rootfs.PendingFile, error) {
 	full, staged := s.stagedPath(s.full(op.Path))
 	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true, Direct: staged}
 	if op.MTime != 0 {
@@ -429,7 +429,7 @@ func (s *server) create(op *syncproto.Op, held *heldDir) (*rootfs.PendingFile, e
 
 // forgetDirs drops the directories this session knows: after a delete, a
 // rename or a symlink, any of them may be gone or replaced.
-func (s *server) forgetDirs() {
+func (s *session) forgetDirs() {
 	s.dirsMu.Lock()
 	s.dirs = nil
 	s.dirGen++

@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"context"
@@ -37,14 +37,9 @@ import (
 // places the chunks at their offsets and commits once FileEnd has arrived
 // and Size bytes have. A lane that fails ends the session.
 
-// laneSessions maps a session's lane token to its table.
-var laneSessions = struct {
-	sync.Mutex
-	m map[string]*laneTable
-}{m: map[string]*laneTable{}}
-
 // laneTable is a session's side of its lanes: the laned writes in flight.
 type laneTable struct {
+	srv   *Server // whose lanes table holds this one
 	token string
 	zstd  bool
 	abort func() // ends the session (closes its channel)
@@ -61,24 +56,24 @@ type laneTable struct {
 
 var errSessionEnded = errors.New("the devsync session ended")
 
-func newLaneTable(zstd bool, abort func()) (*laneTable, error) {
+func (srv *Server) newLaneTable(zstd bool, abort func()) (*laneTable, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	t := &laneTable{token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
+	t := &laneTable{srv: srv, token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)
-	laneSessions.Lock()
-	laneSessions.m[t.token] = t
-	laneSessions.Unlock()
+	srv.mu.Lock()
+	srv.lanes[t.token] = t
+	srv.mu.Unlock()
 	return t, nil
 }
 
 // close ends the table: lanes and writers waiting on it give up.
 func (t *laneTable) close() {
-	laneSessions.Lock()
-	delete(laneSessions.m, t.token)
-	laneSessions.Unlock()
+	t.srv.mu.Lock()
+	delete(t.srv.lanes, t.token)
+	t.srv.mu.Unlock()
 	t.mu.Lock()
 	if !t.closed {
 		t.closed = true
@@ -144,14 +139,14 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 
 // serveLane runs a lane: LaneHello (already read) names the session; then
 // LaneData frames until the client closes the channel.
-func serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.FrameWriter, payload []byte, logf func(string, ...any)) error {
+func (srv *Server) serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.FrameWriter, payload []byte) error {
 	var h syncproto.LaneHello
 	if err := syncproto.Decode(&h, payload); err != nil {
 		return err
 	}
-	laneSessions.Lock()
-	t := laneSessions.m[h.Token]
-	laneSessions.Unlock()
+	srv.mu.Lock()
+	t := srv.lanes[h.Token]
+	srv.mu.Unlock()
 	if t == nil {
 		return syncproto.Errorf("no devsync session has this lane token")
 	}
@@ -192,7 +187,7 @@ func serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.Fra
 			}
 			// Content may be lost with the lane: the session cannot go on
 			// (its writers would wait for it).
-			logf("devsync: a lane ended with writes waiting for content: %v", err)
+			srv.log.Warn("devsync: a lane ended with writes waiting for content", "err", err)
 			t.fail()
 			if eof {
 				return nil
@@ -237,7 +232,7 @@ func serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.Fra
 
 // writeLaned writes a laned file: chunks from the lanes at their offsets,
 // until FileEnd has come and its Size bytes have.
-func (s *server) writeLaned(j *writeJob) (int64, error) {
+func (s *session) writeLaned(j *writeJob) (int64, error) {
 	t := s.lanes
 	defer t.finish(j.seq)
 	pf, werr := s.create(&j.op, nil)
