@@ -24,7 +24,8 @@ type ClientOptions struct {
 	NoCompress bool
 	// Name identifies the client in the agent's log.
 	Name string
-	// Lanes is how many extra channels carry file content (see lanes.go);
+	// Lanes is how many extra channels carry file content (see
+	// pkg/syncserver/lanes.go);
 	// OpenLane opens one: another devsync subsystem channel on the same
 	// SSH connection. 0 or a nil OpenLane sends everything on rw.
 	Lanes    int
