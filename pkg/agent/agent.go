@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	registerDevsync(srv)
+	registerDevsync(srv, log)
 	if err := srv.StartOn(ctx, cfg.SSHAddr); err != nil {
 		return err
 	}

@@ -17,34 +17,30 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
-	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
 	"github.com/kubectl-dev/kubectl-dev/pkg/approc"
-	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshserver"
 	"github.com/kubectl-dev/kubectl-dev/pkg/supervisor"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncserver"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
+	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
-
-// SubsystemDevsync is the SSH subsystem that kubectl devsync opens.
-const SubsystemDevsync = "devsync"
 
 // registerDevsync adds the devsync subsystem to srv: it finds the app's
 // process (the container ID the client sent, as for devssh), opens its root
 // with pkg/rootfs (openat2 RESOLVE_IN_ROOT) and serves the sync protocol.
-func registerDevsync(srv *sshserver.Server) {
-	srv.Handle(SubsystemDevsync, DevsyncHandler(srv.Launcher()))
+func registerDevsync(srv *sshserver.Server, log *slog.Logger) {
+	srv.Handle(wire.SubsystemDevsync, DevsyncHandler(srv.Launcher(), log))
 }
 
 // DevsyncHandler is the devsync subsystem served with launcher l (an
 // *sshserver.AppLauncher finds the app; another launcher finds the pod's
-// one other container). It logs through the session's logger
-// (SessionInfo.Logger).
-func DevsyncHandler(l sshserver.Launcher) sshserver.SubsystemHandler {
+// one other container). One syncserver.Server serves all its channels: a
+// session's lanes are channels of their own.
+func DevsyncHandler(l sshserver.Launcher, log *slog.Logger) sshserver.SubsystemHandler {
+	srv := syncserver.New(log.With("subsystem", wire.SubsystemDevsync))
 	return func(ctx context.Context, ch ssh.Channel, s *sshserver.SessionInfo) error {
-		// filesync's Root.Logf lines become records of the session's logger.
-		log := agentlog.NewLineWriter(s.Log(), slog.LevelInfo, "devsync")
-		defer log.Close()
 		var p *approc.Proc
 		var err error
 		if al, ok := l.(*sshserver.AppLauncher); ok {
@@ -60,19 +56,18 @@ func DevsyncHandler(l sshserver.Launcher) sshserver.SubsystemHandler {
 			return serveError(ctx, ch, err)
 		}
 		defer fsys.Close()
-		root := filesync.NewRoot(fsys)
+		root := syncserver.NewRoot(fsys)
 		root.Agent = "devagent " + version.String()
-		root.Logf = func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
 		a := &appActions{proc: p, fs: fsys, launcher: l, session: s}
 		root.Action = a.run
-		return filesync.Serve(ctx, ch, root)
+		return srv.Serve(ctx, ch, root)
 	}
 }
 
 // serveError answers the client's hello with an error message, so that
 // kubectl devsync prints why (rather than "EOF").
 func serveError(ctx context.Context, ch ssh.Channel, err error) error {
-	return filesync.ServeError(ctx, ch, err)
+	return syncserver.ServeError(ctx, ch, err)
 }
 
 // appActions runs the Action messages of one session.
@@ -125,7 +120,7 @@ func (a *appActions) request(ctx context.Context, socket, command string) (strin
 	return supervisor.Request(ctx, fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), base), command)
 }
 
-func (a *appActions) run(ctx context.Context, act filesync.Action) (string, error) {
+func (a *appActions) run(ctx context.Context, act syncproto.Action) (string, error) {
 	if err := a.fs.Alive(); err != nil {
 		return "", err
 	}

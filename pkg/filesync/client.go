@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // ClientOptions configure a session.
@@ -22,12 +24,18 @@ type ClientOptions struct {
 	NoCompress bool
 	// Name identifies the client in the agent's log.
 	Name string
-	// Lanes is how many extra channels carry file content (see lanes.go);
+	// Lanes is how many extra channels carry file content (see
+	// pkg/syncserver/lanes.go);
 	// OpenLane opens one: another devsync subsystem channel on the same
 	// SSH connection. 0 or a nil OpenLane sends everything on rw.
 	Lanes    int
 	OpenLane func() (io.ReadWriteCloser, error)
+	// LaneMinSize is the smallest file whose content goes on the lanes;
+	// 0 means LaneMinSize, a negative value sends every file on them.
+	LaneMinSize int64
 }
+
+var errClosed = errors.New("devsync connection closed")
 
 // RemoteError is an error the agent reported before ending the session.
 type RemoteError struct{ Message string }
@@ -35,19 +43,20 @@ type RemoteError struct{ Message string }
 func (e *RemoteError) Error() string { return "agent: " + e.Message }
 
 type frame struct {
-	t       MsgType
+	t       syncproto.MsgType
 	payload []byte
 }
 
-// Client is the kubectl side of a devsync session. Its methods must not be
+// Client is the kubectl side of a devsync session; it is the Remote of a
+// Syncer. Its methods must not be
 // called concurrently (they are serialized).
 type Client struct {
 	rw      io.ReadWriter
-	fw      *frameWriter
+	fw      *syncproto.FrameWriter
 	frames  chan frame
 	readErr error // valid once frames is closed
-	welcome Welcome
-	enc     *compressor // nil without FeatureZstd
+	welcome syncproto.Welcome
+	enc     *syncproto.Compressor // nil without FeatureZstd
 	mu      sync.Mutex
 	nextID  uint64
 	broken  error
@@ -61,47 +70,51 @@ type Client struct {
 	lanes       *laneSender // nil without lanes
 	laneErr     error       // why lanes could not be opened
 	seq         uint64      // the last laned write's
+	laneMin     int64       // ClientOptions.LaneMinSize
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
 // Hello and waits for the agent's Welcome. A goroutine reads rw until it
 // fails; Close ends it by closing rw.
 func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Client, error) {
-	c := &Client{rw: rw, fw: newFrameWriter(rw), frames: make(chan frame, 64)}
+	c := &Client{rw: rw, fw: syncproto.NewFrameWriter(rw), frames: make(chan frame, 64), laneMin: opts.LaneMinSize}
+	if c.laneMin == 0 {
+		c.laneMin = LaneMinSize
+	}
 	go c.readLoop()
-	h := Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
+	h := syncproto.Hello{MinVersion: syncproto.MinProtocolVersion, MaxVersion: syncproto.ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
 	if !opts.NoCompress {
-		h.Features = []string{FeatureZstd}
+		h.Features = []string{syncproto.FeatureZstd}
 	}
 	if opts.Lanes > 0 && opts.OpenLane != nil {
-		h.Features = append(h.Features, FeatureLanes)
+		h.Features = append(h.Features, syncproto.FeatureLanes)
 	}
-	if err := c.fw.write(&h); err != nil {
+	if err := c.fw.Write(&h); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
-	if err := c.fw.flush(); err != nil {
+	if err := c.fw.Flush(); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
 	t, payload, err := c.recv(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("devsync handshake: %w", err)
 	}
-	if t != MsgWelcome {
-		return nil, fmt.Errorf("devsync handshake: %w", protoErrf("expected welcome, got %s", t))
+	if t != syncproto.MsgWelcome {
+		return nil, fmt.Errorf("devsync handshake: %w", syncproto.Errorf("expected welcome, got %s", t))
 	}
-	if err := decodeMsg(&c.welcome, payload); err != nil {
+	if err := syncproto.Decode(&c.welcome, payload); err != nil {
 		return nil, fmt.Errorf("devsync handshake: %w", err)
 	}
 	lanes := false
 	for _, f := range c.welcome.Features {
 		switch f {
-		case FeatureZstd:
-			enc, err := newCompressor()
+		case syncproto.FeatureZstd:
+			enc, err := syncproto.NewCompressor()
 			if err != nil {
 				return nil, err
 			}
 			c.enc = enc
-		case FeatureLanes:
+		case syncproto.FeatureLanes:
 			lanes = true
 		}
 	}
@@ -110,11 +123,11 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 		if err != nil {
 			return nil, fmt.Errorf("devsync handshake: %w", err)
 		}
-		var tok LaneToken
-		if t != MsgLaneToken {
-			return nil, fmt.Errorf("devsync handshake: %w", protoErrf("expected lane-token, got %s", t))
+		var tok syncproto.LaneToken
+		if t != syncproto.MsgLaneToken {
+			return nil, fmt.Errorf("devsync handshake: %w", syncproto.Errorf("expected lane-token, got %s", t))
 		}
-		if err := decodeMsg(&tok, payload); err != nil {
+		if err := syncproto.Decode(&tok, payload); err != nil {
 			return nil, fmt.Errorf("devsync handshake: %w", err)
 		}
 		// Without lanes the session works as well, only slower.
@@ -161,7 +174,7 @@ func (c *Client) Lanes() (int, error) {
 }
 
 // Welcome is the agent's answer to the handshake (destination, owner).
-func (c *Client) Welcome() Welcome { return c.welcome }
+func (c *Client) Welcome() syncproto.Welcome { return c.welcome }
 
 // Close ends the session by closing rw when it is an io.Closer.
 func (c *Client) Close() error {
@@ -181,15 +194,15 @@ func (c *Client) Close() error {
 		}
 	}
 	if c.enc != nil {
-		c.enc.close()
+		c.enc.Close()
 	}
 	return err
 }
 
 func (c *Client) readLoop() {
-	fr := newFrameReader(c.rw)
+	fr := syncproto.NewFrameReader(c.rw)
 	for {
-		t, payload, err := fr.next()
+		t, payload, err := fr.Next()
 		if err != nil {
 			c.readErr = err
 			close(c.frames)
@@ -200,7 +213,7 @@ func (c *Client) readLoop() {
 }
 
 // recv returns the next frame; an Error message becomes a *RemoteError.
-func (c *Client) recv(ctx context.Context) (MsgType, []byte, error) {
+func (c *Client) recv(ctx context.Context) (syncproto.MsgType, []byte, error) {
 	select {
 	case f, ok := <-c.frames:
 		if !ok {
@@ -209,9 +222,9 @@ func (c *Client) recv(ctx context.Context) (MsgType, []byte, error) {
 			}
 			return 0, nil, c.readErr
 		}
-		if f.t == MsgError {
-			var m ErrorMsg
-			if err := decodeMsg(&m, f.payload); err != nil {
+		if f.t == syncproto.MsgError {
+			var m syncproto.ErrorMsg
+			if err := syncproto.Decode(&m, f.payload); err != nil {
 				return 0, nil, err
 			}
 			return 0, nil, &RemoteError{Message: m.Message}
@@ -250,9 +263,9 @@ func (c *Client) unlock(err *error) {
 func (c *Client) writeErr(err error) error {
 	select {
 	case f, ok := <-c.frames:
-		if ok && f.t == MsgError {
-			var m ErrorMsg
-			if decodeMsg(&m, f.payload) == nil {
+		if ok && f.t == syncproto.MsgError {
+			var m syncproto.ErrorMsg
+			if syncproto.Decode(&m, f.payload) == nil {
 				return &RemoteError{Message: m.Message}
 			}
 		}
@@ -263,15 +276,15 @@ func (c *Client) writeErr(err error) error {
 
 // List walks the destination (or its subdirectory sub) on the agent and
 // calls fn for every entry, in lexical order per directory.
-func (c *Client) List(ctx context.Context, sub string, fn func(Entry) error) (err error) {
+func (c *Client) List(ctx context.Context, sub string, fn func(syncproto.Entry) error) (err error) {
 	if err := c.lock(); err != nil {
 		return err
 	}
 	defer c.unlock(&err)
-	if err := c.fw.write(&ListReq{Path: sub}); err != nil {
+	if err := c.fw.Write(&syncproto.ListReq{Path: sub}); err != nil {
 		return c.writeErr(err)
 	}
-	if err := c.fw.flush(); err != nil {
+	if err := c.fw.Flush(); err != nil {
 		return c.writeErr(err)
 	}
 	var fnErr error
@@ -281,9 +294,9 @@ func (c *Client) List(ctx context.Context, sub string, fn func(Entry) error) (er
 			return err
 		}
 		switch t {
-		case MsgListEntries:
-			var m ListEntries
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgListEntries:
+			var m syncproto.ListEntries
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			for _, e := range m.Entries {
@@ -291,9 +304,9 @@ func (c *Client) List(ctx context.Context, sub string, fn func(Entry) error) (er
 					fnErr = fn(e)
 				}
 			}
-		case MsgListEnd:
-			var m ListEnd
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgListEnd:
+			var m syncproto.ListEnd
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			if fnErr != nil {
@@ -304,7 +317,7 @@ func (c *Client) List(ctx context.Context, sub string, fn func(Entry) error) (er
 			}
 			return nil
 		default:
-			return protoErrf("unexpected %s message in a listing", t)
+			return syncproto.Errorf("unexpected %s message in a listing", t)
 		}
 	}
 }
@@ -318,11 +331,11 @@ func (c *Client) Hash(ctx context.Context, paths []string) (_ map[string][32]byt
 	defer c.unlock(&err)
 	out := make(map[string][32]byte, len(paths))
 	for len(paths) > 0 {
-		n := min(len(paths), maxHashPaths)
-		if err := c.fw.write(&HashReq{Paths: paths[:n]}); err != nil {
+		n := min(len(paths), syncproto.MaxHashPaths)
+		if err := c.fw.Write(&syncproto.HashReq{Paths: paths[:n]}); err != nil {
 			return nil, c.writeErr(err)
 		}
-		if err := c.fw.flush(); err != nil {
+		if err := c.fw.Flush(); err != nil {
 			return nil, c.writeErr(err)
 		}
 		paths = paths[n:]
@@ -332,18 +345,18 @@ func (c *Client) Hash(ctx context.Context, paths []string) (_ map[string][32]byt
 				return nil, err
 			}
 			switch t {
-			case MsgHashResult:
-				var m HashResult
-				if err := decodeMsg(&m, payload); err != nil {
+			case syncproto.MsgHashResult:
+				var m syncproto.HashResult
+				if err := syncproto.Decode(&m, payload); err != nil {
 					return nil, err
 				}
 				if m.Error == "" {
 					out[m.Path] = m.Sum
 				}
-			case MsgHashEnd:
+			case syncproto.MsgHashEnd:
 				done = true
 			default:
-				return nil, protoErrf("unexpected %s message in hash results", t)
+				return nil, syncproto.Errorf("unexpected %s message in hash results", t)
 			}
 		}
 	}
@@ -372,11 +385,11 @@ type ApplyOptions struct {
 
 // BatchResult is what the agent applied.
 type BatchResult struct {
-	Ops      []Op        // operations sent, in order
-	Applied  int         // operations the agent applied
-	Bytes    int64       // content bytes written by the agent
-	Wire     int64       // bytes sent on the channel
-	Errors   []ItemError // per-operation errors (agent and local)
+	Ops      []syncproto.Op        // operations sent, in order
+	Applied  int                   // operations the agent applied
+	Bytes    int64                 // content bytes written by the agent
+	Wire     int64                 // bytes sent on the channel
+	Errors   []syncproto.ItemError // per-operation errors (agent and local)
 	Duration time.Duration
 }
 
@@ -385,13 +398,13 @@ type BatchResult struct {
 // Operations whose local file cannot be opened are reported in Errors and
 // not sent. The returned error is a session failure (connection, protocol);
 // per-file failures are in the result.
-func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *BatchResult, err error) {
+func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOptions) (_ *BatchResult, err error) {
 	if err := c.lock(); err != nil {
 		return nil, err
 	}
 	defer c.unlock(&err)
 	start := time.Now()
-	wire0 := c.fw.n
+	wire0 := c.fw.Written()
 	if l := c.waitLanes(false); l != nil {
 		wire0 += l.sent.Load() // counted below with the lanes' total
 	}
@@ -401,7 +414,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 	if p := opts.Progress; p != nil {
 		files, bytes := 0, int64(0)
 		for _, op := range ops {
-			if op.Kind == OpWrite {
+			if op.Kind == syncproto.OpWrite {
 				files++
 				bytes += op.Size
 			}
@@ -409,7 +422,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 		p.Start(files, bytes)
 		defer p.Finish()
 	}
-	if err := c.fw.write(&Begin{ID: id, Count: len(ops)}); err != nil {
+	if err := c.fw.Write(&syncproto.Begin{ID: id, Count: len(ops)}); err != nil {
 		return nil, c.writeErr(err)
 	}
 	for i := range ops {
@@ -418,21 +431,21 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 		}
 		op := ops[i]
 		var src io.ReadCloser
-		if op.Kind == OpWrite {
+		if op.Kind == syncproto.OpWrite {
 			open := op.Open
 			if open == nil {
 				p := filepath.Join(opts.LocalDir, filepath.FromSlash(op.Path))
 				open = func() (io.ReadCloser, error) { return openLocal(p) }
 			}
 			if src, err = open(); err != nil {
-				res.Errors = append(res.Errors, ItemError{Index: -1, Op: op.Kind, Path: op.Path, Message: "local: " + err.Error()})
+				res.Errors = append(res.Errors, syncproto.ItemError{Index: -1, Op: op.Kind, Path: op.Path, Message: "local: " + err.Error()})
 				continue
 			}
 		}
 		res.Ops = append(res.Ops, op)
-		if src != nil && op.Size >= laneMinSize && c.waitLanes(true) != nil {
+		if src != nil && op.Size >= c.laneMin && c.waitLanes(true) != nil {
 			c.seq++
-			err := c.fw.write(&LanedOp{Seq: c.seq, Op: op})
+			err := c.fw.Write(&syncproto.LanedOp{Seq: c.seq, Op: op})
 			if err == nil {
 				err = c.sendLaned(ctx, src, c.seq, opts.Progress)
 			}
@@ -445,7 +458,7 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 			}
 			continue
 		}
-		if err := c.fw.write(&op); err != nil {
+		if err := c.fw.Write(&op); err != nil {
 			if src != nil {
 				src.Close()
 			}
@@ -458,33 +471,33 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 				return nil, c.writeErr(err)
 			}
 		}
-		if opts.Progress != nil && op.Kind == OpWrite {
+		if opts.Progress != nil && op.Kind == syncproto.OpWrite {
 			opts.Progress.FileDone(op.Path)
 		}
 	}
-	if err := c.fw.write(&Commit{ID: id}); err != nil {
+	if err := c.fw.Write(&syncproto.Commit{ID: id}); err != nil {
 		return nil, c.writeErr(err)
 	}
-	if err := c.fw.flush(); err != nil {
+	if err := c.fw.Flush(); err != nil {
 		return nil, c.writeErr(err)
 	}
 	t, payload, err := c.recv(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if t != MsgResult {
-		return nil, protoErrf("expected a result, got %s", t)
+	if t != syncproto.MsgResult {
+		return nil, syncproto.Errorf("expected a result, got %s", t)
 	}
-	var r Result
-	if err := decodeMsg(&r, payload); err != nil {
+	var r syncproto.Result
+	if err := syncproto.Decode(&r, payload); err != nil {
 		return nil, err
 	}
 	if r.ID != id {
-		return nil, protoErrf("result of batch %d, expected %d", r.ID, id)
+		return nil, syncproto.Errorf("result of batch %d, expected %d", r.ID, id)
 	}
 	res.Applied, res.Bytes = r.Applied, r.Bytes
 	res.Errors = append(res.Errors, r.Errors...)
-	res.Wire = c.fw.n - wire0
+	res.Wire = c.fw.Written() - wire0
 	if l := c.waitLanes(false); l != nil {
 		res.Wire += l.sent.Load()
 	}
@@ -496,21 +509,21 @@ func (c *Client) Apply(ctx context.Context, ops []Op, opts ApplyOptions) (_ *Bat
 // error aborts the file on the agent, not the session.
 func (c *Client) sendContent(src io.Reader, p Progress) error {
 	if c.buf == nil {
-		c.buf = make([]byte, ChunkSize)
+		c.buf = make([]byte, syncproto.ChunkSize)
 	}
 	var size int64
 	for {
 		n, rerr := io.ReadFull(src, c.buf)
 		if n > 0 {
 			chunk := c.buf[:n]
-			t := MsgData
+			t := syncproto.MsgData
 			if c.enc != nil {
 				var z bool
-				if chunk, z = c.enc.compress(chunk); z {
-					t = MsgDataZstd
+				if chunk, z = c.enc.Compress(chunk); z {
+					t = syncproto.MsgDataZstd
 				}
 			}
-			if err := c.fw.writeRaw(t, chunk); err != nil {
+			if err := c.fw.WriteRaw(t, chunk); err != nil {
 				return err
 			}
 			size += int64(n)
@@ -519,36 +532,36 @@ func (c *Client) sendContent(src io.Reader, p Progress) error {
 			}
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return c.fw.write(&FileEnd{Size: size})
+			return c.fw.Write(&syncproto.FileEnd{Size: size})
 		}
 		if rerr != nil {
-			return c.fw.write(&FileEnd{Size: size, Abort: rerr.Error()})
+			return c.fw.Write(&syncproto.FileEnd{Size: size, Abort: rerr.Error()})
 		}
 	}
 }
 
 // Action asks the agent to restart or signal the app, or to run a command
 // in its view; output is the command's output.
-func (c *Client) Action(ctx context.Context, a Action) (output string, err error) {
+func (c *Client) Action(ctx context.Context, a syncproto.Action) (output string, err error) {
 	if err := c.lock(); err != nil {
 		return "", err
 	}
 	defer c.unlock(&err)
-	if err := c.fw.write(&a); err != nil {
+	if err := c.fw.Write(&a); err != nil {
 		return "", c.writeErr(err)
 	}
-	if err := c.fw.flush(); err != nil {
+	if err := c.fw.Flush(); err != nil {
 		return "", c.writeErr(err)
 	}
 	t, payload, err := c.recv(ctx)
 	if err != nil {
 		return "", err
 	}
-	if t != MsgActionResult {
-		return "", protoErrf("expected an action result, got %s", t)
+	if t != syncproto.MsgActionResult {
+		return "", syncproto.Errorf("expected an action result, got %s", t)
 	}
-	var r ActionResult
-	if err := decodeMsg(&r, payload); err != nil {
+	var r syncproto.ActionResult
+	if err := syncproto.Decode(&r, payload); err != nil {
 		return "", err
 	}
 	if r.Error != "" {

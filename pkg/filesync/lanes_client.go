@@ -7,9 +7,12 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
-// DefaultLanes is how many lanes kubectl devsync opens (see lanes.go): with
+// DefaultLanes is how many lanes kubectl devsync opens (see
+// pkg/syncserver/lanes.go): with
 // 2 MiB in flight per channel, eight carry 16 MiB. One 200 MB file took
 // 2.0 s with 2 lanes, 1.63 s with 4 and 1.53 s with 8 on the local cluster
 // (docs/benchmarks.md), 2.8-3.1 s without lanes.
@@ -20,8 +23,6 @@ const DefaultLanes = 8
 // more than it gains: 10,000 files of 5 KB took 1.83 s on lanes and 1.42 s
 // inline (medians of 4 interleaved runs on the local cluster).
 const LaneMinSize = 1 << 20
-
-var laneMinSize int64 = LaneMinSize // tests send everything on lanes
 
 // laneQueue bounds the chunks read ahead for the lanes (client memory:
 // laneQueue+lanes chunks of ChunkSize).
@@ -58,12 +59,12 @@ type laneSender struct {
 // openLanes attaches up to n lanes to the session with tok, all at once
 // (each takes a few round trips). The lanes that open are used; the error
 // says why none did.
-func openLanes(ctx context.Context, tok LaneToken, n int, open func() (io.ReadWriteCloser, error), zstdOn bool) (*laneSender, error) {
+func openLanes(ctx context.Context, tok syncproto.LaneToken, n int, open func() (io.ReadWriteCloser, error), zstdOn bool) (*laneSender, error) {
 	l := &laneSender{q: make(chan laneItem, laneQueue), stop: make(chan struct{})}
 	var mu sync.Mutex
 	var firstErr error
 	var opening sync.WaitGroup
-	for range min(n, tok.Max, MaxLanes) {
+	for range min(n, tok.Max, syncproto.MaxLanes) {
 		opening.Add(1)
 		go func() {
 			defer opening.Done()
@@ -90,10 +91,10 @@ func openLanes(ctx context.Context, tok LaneToken, n int, open func() (io.ReadWr
 		return nil, firstErr
 	}
 	for _, rw := range l.conns {
-		var enc *compressor
+		var enc *syncproto.Compressor
 		if zstdOn {
 			var err error
-			if enc, err = newCompressor(); err != nil {
+			if enc, err = syncproto.NewCompressor(); err != nil {
 				l.close()
 				return nil, err
 			}
@@ -107,11 +108,11 @@ func openLanes(ctx context.Context, tok LaneToken, n int, open func() (io.ReadWr
 // handshake sends LaneHello and starts the lane's reader, which reports
 // the agent's answer.
 func (l *laneSender) handshake(ctx context.Context, rw io.ReadWriter, token string) error {
-	fw := newFrameWriter(rw)
-	if err := fw.write(&LaneHello{Token: token}); err != nil {
+	fw := syncproto.NewFrameWriter(rw)
+	if err := fw.Write(&syncproto.LaneHello{Token: token}); err != nil {
 		return err
 	}
-	if err := fw.flush(); err != nil {
+	if err := fw.Flush(); err != nil {
 		return err
 	}
 	ready := make(chan error, 1)
@@ -127,12 +128,12 @@ func (l *laneSender) handshake(ctx context.Context, rw io.ReadWriter, token stri
 
 // send writes the queue's chunks on one lane; it flushes whenever the queue
 // is empty, before it waits.
-func (l *laneSender) send(rw io.Writer, enc *compressor) {
+func (l *laneSender) send(rw io.Writer, enc *syncproto.Compressor) {
 	defer l.wg.Done()
 	if enc != nil {
-		defer enc.close()
+		defer enc.Close()
 	}
-	fw := newFrameWriter(rw)
+	fw := syncproto.NewFrameWriter(rw)
 	var hdr []byte
 	for {
 		var it laneItem
@@ -141,7 +142,7 @@ func (l *laneSender) send(rw io.Writer, enc *compressor) {
 		case <-l.stop:
 			return
 		default:
-			if err := fw.flush(); err != nil {
+			if err := fw.Flush(); err != nil {
 				l.fail(err)
 			}
 			select {
@@ -151,22 +152,22 @@ func (l *laneSender) send(rw io.Writer, enc *compressor) {
 			}
 		}
 		if l.failed() == nil {
-			data, t := (*it.buf)[:it.n], MsgLaneData
+			data, t := (*it.buf)[:it.n], syncproto.MsgLaneData
 			if enc != nil && l.raw.Load() != it.seq {
 				var z bool
-				if data, z = enc.compress(data); z {
-					t = MsgLaneDataZstd
+				if data, z = enc.Compress(data); z {
+					t = syncproto.MsgLaneDataZstd
 				} else {
 					l.raw.Store(it.seq)
 				}
 			}
-			hdr = appendLaneDataHeader(hdr[:0], it.seq, it.off)
-			if err := fw.writeParts(t, hdr, data); err != nil {
+			hdr = syncproto.AppendLaneDataHeader(hdr[:0], it.seq, it.off)
+			if err := fw.WriteParts(t, hdr, data); err != nil {
 				l.fail(err)
 			}
 			l.sent.Add(int64(len(hdr) + len(data) + 5))
 		}
-		chunkPool.Put(it.buf)
+		syncproto.PutChunk(it.buf)
 	}
 }
 
@@ -174,9 +175,9 @@ func (l *laneSender) send(rw io.Writer, enc *compressor) {
 // ready), then nothing but an Error before the agent ends the session.
 func (l *laneSender) watch(r io.Reader, ready chan<- error) {
 	defer l.wg.Done()
-	fr := newFrameReader(r)
+	fr := syncproto.NewFrameReader(r)
 	for {
-		t, payload, err := fr.next()
+		t, payload, err := fr.Next()
 		if err != nil {
 			if ready != nil {
 				ready <- fmt.Errorf("lane handshake: %w", err)
@@ -187,17 +188,17 @@ func (l *laneSender) watch(r io.Reader, ready chan<- error) {
 		}
 		var rerr error
 		switch {
-		case t == MsgError:
-			var m ErrorMsg
-			if rerr = decodeMsg(&m, payload); rerr == nil {
+		case t == syncproto.MsgError:
+			var m syncproto.ErrorMsg
+			if rerr = syncproto.Decode(&m, payload); rerr == nil {
 				rerr = &RemoteError{Message: m.Message}
 			}
-		case t == MsgLaneWelcome && ready != nil:
+		case t == syncproto.MsgLaneWelcome && ready != nil:
 			ready <- nil
 			ready = nil
 			continue
 		default:
-			rerr = protoErrf("unexpected %s message on a lane", t)
+			rerr = syncproto.Errorf("unexpected %s message on a lane", t)
 		}
 		if ready != nil {
 			ready <- rerr
@@ -269,11 +270,11 @@ func (l *laneSender) close() {
 func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Progress) error {
 	var size int64
 	for {
-		buf := chunkPool.Get().(*[]byte)
+		buf := syncproto.GetChunk()
 		n, rerr := io.ReadFull(src, *buf)
 		if n > 0 {
-			if err := c.lanes.put(ctx, laneItem{seq: seq, off: size, buf: buf, n: n}, c.fw.flush); err != nil {
-				chunkPool.Put(buf)
+			if err := c.lanes.put(ctx, laneItem{seq: seq, off: size, buf: buf, n: n}, c.fw.Flush); err != nil {
+				syncproto.PutChunk(buf)
 				return err
 			}
 			size += int64(n)
@@ -281,13 +282,13 @@ func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Pro
 				p.Add(int64(n))
 			}
 		} else {
-			chunkPool.Put(buf)
+			syncproto.PutChunk(buf)
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return c.fw.write(&FileEnd{Size: size})
+			return c.fw.Write(&syncproto.FileEnd{Size: size})
 		}
 		if rerr != nil {
-			return c.fw.write(&FileEnd{Size: size, Abort: rerr.Error()})
+			return c.fw.Write(&syncproto.FileEnd{Size: size, Abort: rerr.Error()})
 		}
 	}
 }

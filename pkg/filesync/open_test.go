@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // TestOpenLocal: the whole content, then io.EOF; a symlink is refused.
 func TestOpenLocal(t *testing.T) {
 	dir := t.TempDir()
-	want := make([]byte, 3*ChunkSize+17)
+	want := make([]byte, 3*syncproto.ChunkSize+17)
 	rand.Read(want)
 	p := filepath.Join(dir, "f")
 	if err := os.WriteFile(p, want, 0o644); err != nil {

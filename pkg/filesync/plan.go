@@ -11,21 +11,24 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // ScanLocal lists the tree at dir without following symlinks, sorted by
 // path, leaving out ignored paths. Special files (FIFOs, sockets, devices)
 // are left out with a warning; unreadable directories too.
-func ScanLocal(dir string, ig *Ignorer, warn func(string)) ([]Entry, error) {
+func ScanLocal(dir string, ig *Ignorer, warn func(string)) ([]syncproto.Entry, error) {
 	return scanLocal(dir, "", ig, warn)
 }
 
 // scanLocal lists the subtree sub ("" for all) of dir.
-func scanLocal(dir, sub string, ig *Ignorer, warn func(string)) ([]Entry, error) {
+func scanLocal(dir, sub string, ig *Ignorer, warn func(string)) ([]syncproto.Entry, error) {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	var out []Entry
+	var out []syncproto.Entry
 	start := filepath.Join(dir, filepath.FromSlash(sub))
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		rel, rerr := filepath.Rel(dir, p)
@@ -80,19 +83,19 @@ func describeMode(m fs.FileMode) string {
 }
 
 // localEntry describes a local file; ok is false for special files.
-func localEntry(dir, rel string, info fs.FileInfo) (e Entry, ok bool) {
-	e = Entry{Path: rel, Type: entryType(info.Mode()), Mode: modeBits(info.Mode()), MTime: info.ModTime().UnixNano()}
+func localEntry(dir, rel string, info fs.FileInfo) (e syncproto.Entry, ok bool) {
+	e = syncproto.Entry{Path: rel, Type: syncproto.EntryTypeOf(info.Mode()), Mode: syncproto.ModeBits(info.Mode()), MTime: info.ModTime().UnixNano()}
 	e.Dev, e.Ino, _ = inode(info)
 	switch e.Type {
-	case TypeFile:
+	case syncproto.TypeFile:
 		e.Size = info.Size()
-	case TypeSymlink:
+	case syncproto.TypeSymlink:
 		t, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return e, false
 		}
 		e.Target = t
-	case TypeDir:
+	case syncproto.TypeDir:
 	default:
 		return e, false
 	}
@@ -100,7 +103,7 @@ func localEntry(dir, rel string, info fs.FileInfo) (e Entry, ok bool) {
 }
 
 // lstatLocal describes dir/rel; exists is false when it is gone.
-func lstatLocal(dir, rel string) (e Entry, exists, special bool, err error) {
+func lstatLocal(dir, rel string) (e syncproto.Entry, exists, special bool, err error) {
 	info, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
@@ -122,19 +125,19 @@ type PlanOptions struct {
 // Plan is the set of operations that makes the remote tree match the local
 // one.
 type Plan struct {
-	Ops []Op
+	Ops []syncproto.Op
 	// Check lists files of equal size but different mtimes: their content
 	// hashes decide (ResolveHashes).
-	Check  []Entry
-	remote map[string]Entry
+	Check  []syncproto.Entry
+	remote map[string]syncproto.Entry
 }
 
 // Diff compares a local listing with the remote one (both relative to their
 // roots; ignored paths already removed from both) and plans what to send:
 // missing or different files, directories, symlinks and modes; files of the
 // same size and mtime are taken as equal.
-func Diff(local, remote []Entry, opts PlanOptions) *Plan {
-	p := &Plan{remote: make(map[string]Entry, len(remote))}
+func Diff(local, remote []syncproto.Entry, opts PlanOptions) *Plan {
+	p := &Plan{remote: make(map[string]syncproto.Entry, len(remote))}
 	for _, r := range remote {
 		p.remote[r.Path] = r
 	}
@@ -147,34 +150,34 @@ func Diff(local, remote []Entry, opts PlanOptions) *Plan {
 			continue
 		}
 		if r.Type != l.Type {
-			if r.Type == TypeDir || l.Type == TypeDir {
-				p.Ops = append(p.Ops, Op{Kind: OpDelete, Path: l.Path})
+			if r.Type == syncproto.TypeDir || l.Type == syncproto.TypeDir {
+				p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpDelete, Path: l.Path})
 			}
 			p.Ops = append(p.Ops, createOp(l))
 			continue
 		}
 		switch l.Type {
-		case TypeFile:
+		case syncproto.TypeFile:
 			switch {
 			case l.Size != r.Size:
 				p.Ops = append(p.Ops, createOp(l))
 			case l.MTime != r.MTime:
 				p.Check = append(p.Check, l)
 			case l.Mode != r.Mode:
-				p.Ops = append(p.Ops, Op{Kind: OpChmod, Path: l.Path, Mode: l.Mode})
+				p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpChmod, Path: l.Path, Mode: l.Mode})
 			}
-		case TypeDir:
+		case syncproto.TypeDir:
 			if l.Mode != r.Mode {
-				p.Ops = append(p.Ops, Op{Kind: OpChmod, Path: l.Path, Mode: l.Mode})
+				p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpChmod, Path: l.Path, Mode: l.Mode})
 			}
-		case TypeSymlink:
+		case syncproto.TypeSymlink:
 			if l.Target != r.Target {
 				p.Ops = append(p.Ops, createOp(l))
 			}
 		}
 	}
 	if opts.Delete {
-		sorted := append([]Entry(nil), remote...)
+		sorted := append([]syncproto.Entry(nil), remote...)
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
 		deletedDir := ""
 		for _, r := range sorted {
@@ -184,8 +187,8 @@ func Diff(local, remote []Entry, opts PlanOptions) *Plan {
 			if deletedDir != "" && strings.HasPrefix(r.Path, deletedDir+"/") {
 				continue // removed with its directory
 			}
-			p.Ops = append(p.Ops, Op{Kind: OpDelete, Path: r.Path})
-			if r.Type == TypeDir {
+			p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpDelete, Path: r.Path})
+			if r.Type == syncproto.TypeDir {
 				deletedDir = r.Path
 			}
 		}
@@ -204,40 +207,40 @@ func (p *Plan) ResolveHashes(local, remote map[string][32]byte) {
 			p.Ops = append(p.Ops, createOp(l))
 			continue
 		}
-		p.Ops = append(p.Ops, Op{Kind: OpChtimes, Path: l.Path, MTime: l.MTime})
+		p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpChtimes, Path: l.Path, MTime: l.MTime})
 		if r := p.remote[l.Path]; r.Mode != l.Mode {
-			p.Ops = append(p.Ops, Op{Kind: OpChmod, Path: l.Path, Mode: l.Mode})
+			p.Ops = append(p.Ops, syncproto.Op{Kind: syncproto.OpChmod, Path: l.Path, Mode: l.Mode})
 		}
 	}
 	p.Check = nil
 	sortOps(p.Ops)
 }
 
-func createOp(l Entry) Op {
+func createOp(l syncproto.Entry) syncproto.Op {
 	switch l.Type {
-	case TypeDir:
-		return Op{Kind: OpMkdir, Path: l.Path, Mode: l.Mode}
-	case TypeSymlink:
-		return Op{Kind: OpSymlink, Path: l.Path, Target: l.Target}
+	case syncproto.TypeDir:
+		return syncproto.Op{Kind: syncproto.OpMkdir, Path: l.Path, Mode: l.Mode}
+	case syncproto.TypeSymlink:
+		return syncproto.Op{Kind: syncproto.OpSymlink, Path: l.Path, Target: l.Target}
 	}
-	return Op{Kind: OpWrite, Path: l.Path, Mode: l.Mode, MTime: l.MTime, Size: l.Size}
+	return syncproto.Op{Kind: syncproto.OpWrite, Path: l.Path, Mode: l.Mode, MTime: l.MTime, Size: l.Size}
 }
 
 // opPhase orders a batch: renames, deletes that make room for a type
 // change, directories (parents first), content and attributes, then the
 // deletes of vanished files.
-func opPhase(op Op, deleteFirst bool) int {
+func opPhase(op syncproto.Op, deleteFirst bool) int {
 	switch op.Kind {
-	case OpRename:
+	case syncproto.OpRename:
 		return 0
-	case OpDelete:
+	case syncproto.OpDelete:
 		if deleteFirst {
 			return 1
 		}
 		return 5
-	case OpMkdir:
+	case syncproto.OpMkdir:
 		return 2
-	case OpChmod, OpChtimes:
+	case syncproto.OpChmod, syncproto.OpChtimes:
 		return 4
 	}
 	return 3
@@ -245,20 +248,20 @@ func opPhase(op Op, deleteFirst bool) int {
 
 // sortOps orders operations by phase, then path. A delete followed by a
 // create of the same path is a type change and runs first.
-func sortOps(ops []Op) {
+func sortOps(ops []syncproto.Op) {
 	creates := map[string]bool{}
 	for _, op := range ops {
-		if op.Kind == OpWrite || op.Kind == OpMkdir || op.Kind == OpSymlink {
+		if op.Kind == syncproto.OpWrite || op.Kind == syncproto.OpMkdir || op.Kind == syncproto.OpSymlink {
 			creates[op.Path] = true
 		}
 	}
 	type keyed struct {
-		op    Op
+		op    syncproto.Op
 		phase int
 	}
 	ks := make([]keyed, len(ops))
 	for i, op := range ops {
-		ks[i] = keyed{op, opPhase(op, op.Kind == OpDelete && creates[op.Path])}
+		ks[i] = keyed{op, opPhase(op, op.Kind == syncproto.OpDelete && creates[op.Path])}
 	}
 	sort.SliceStable(ks, func(i, j int) bool {
 		if ks[i].phase != ks[j].phase {
@@ -296,4 +299,12 @@ func HashLocal(dir string, rels []string) map[string][32]byte {
 // isBelow reports whether p is dir or inside it.
 func isBelow(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// displayPath quotes a path for messages when it has unusual characters.
+func displayPath(p string) string {
+	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\t\"") {
+		return fmt.Sprintf("%q", p)
+	}
+	return p
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // Options configure a Syncer.
@@ -34,10 +36,10 @@ type Syncer struct {
 	opts Options
 	ig   *Ignorer
 	mu   sync.Mutex
-	c    *Client
+	r    Remote
 	// state is what the remote tree holds for the paths synced so far, with
 	// the local identity (dev, inode) seen when they were sent.
-	state map[string]Entry
+	state map[string]syncproto.Entry
 	// prescan is a scan of the local tree started by Prescan, taken by
 	// the next InitialSync when it is recent enough.
 	prescan *prescan
@@ -47,7 +49,7 @@ type Syncer struct {
 type prescan struct {
 	start   time.Time
 	done    chan struct{}
-	entries []Entry
+	entries []syncproto.Entry
 	err     error
 }
 
@@ -56,9 +58,9 @@ type prescan struct {
 // scanned again.
 const PrescanMaxAge = 2 * time.Second
 
-// NewSyncer prepares a Syncer; c is the open session, or nil until
-// SetClient gives one.
-func NewSyncer(c *Client, opts Options) (*Syncer, error) {
+// NewSyncer prepares a Syncer; r is the destination (the open session, a
+// *Client), or nil until SetClient gives one.
+func NewSyncer(r Remote, opts Options) (*Syncer, error) {
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
@@ -66,18 +68,19 @@ func NewSyncer(c *Client, opts Options) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Syncer{opts: opts, ig: ig, c: c, state: map[string]Entry{}}, nil
+	return &Syncer{opts: opts, ig: ig, r: r, state: map[string]syncproto.Entry{}}, nil
 }
 
 // Ignorer returns the ignore rules in use (for a Watcher).
 func (s *Syncer) Ignorer() *Ignorer { return s.ig }
 
-// SetClient replaces the session after a reconnect. Call InitialSync next:
-// it compares the whole tree again, so edits made meanwhile are not lost.
-func (s *Syncer) SetClient(c *Client) {
+// SetClient replaces the destination (the session, a *Client) after a
+// reconnect. Call InitialSync next: it compares the whole tree again, so
+// edits made meanwhile are not lost.
+func (s *Syncer) SetClient(r Remote) {
 	s.mu.Lock()
-	s.c = c
-	s.state = map[string]Entry{}
+	s.r = r
+	s.state = map[string]syncproto.Entry{}
 	s.mu.Unlock()
 }
 
@@ -99,7 +102,7 @@ func (s *Syncer) Prescan() {
 
 // scan returns the local tree: the Prescan result when there is a recent
 // one, a new scan otherwise.
-func (s *Syncer) scan() ([]Entry, error) {
+func (s *Syncer) scan() ([]syncproto.Entry, error) {
 	p := s.prescan
 	s.prescan = nil
 	if p != nil {
@@ -122,9 +125,9 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", s.opts.LocalDir, err)
 	}
-	var remote []Entry
-	err = s.c.List(ctx, "", func(e Entry) error {
-		if !s.ig.Match(e.Path, e.Type == TypeDir) {
+	var remote []syncproto.Entry
+	err = s.r.List(ctx, "", func(e syncproto.Entry) error {
+		if !s.ig.Match(e.Path, e.Type == syncproto.TypeDir) {
 			remote = append(remote, e)
 		}
 		return nil
@@ -138,7 +141,7 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 		for i, e := range plan.Check {
 			paths[i] = e.Path
 		}
-		rs, err := s.c.Hash(ctx, paths)
+		rs, err := s.r.Hash(ctx, paths)
 		if err != nil {
 			return nil, fmt.Errorf("hash remote files: %w", err)
 		}
@@ -211,7 +214,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		}
 	}
 
-	current := map[string]Entry{} // local entries of the changed paths
+	current := map[string]syncproto.Entry{} // local entries of the changed paths
 	var gone []string
 	sorted := sortedKeys(set)
 	for _, p := range sorted {
@@ -233,12 +236,12 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 			s.opts.Warn(fmt.Sprintf("skipping %s: special files are not synced", displayPath(p)))
 			continue
 		}
-		if s.ig.Match(p, e.Type == TypeDir) {
+		if s.ig.Match(p, e.Type == syncproto.TypeDir) {
 			continue
 		}
 		current[p] = e
-		if e.Type == TypeDir {
-			if st, ok := s.state[p]; !ok || st.Type != TypeDir || st.Ino != e.Ino {
+		if e.Type == syncproto.TypeDir {
+			if st, ok := s.state[p]; !ok || st.Type != syncproto.TypeDir || st.Ino != e.Ino {
 				// A new (or replaced) directory: its content may predate the watch.
 				sub, err := scanLocal(s.opts.LocalDir, p, s.ig, s.opts.Warn)
 				if err != nil {
@@ -251,12 +254,12 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		}
 	}
 
-	var ops []Op
+	var ops []syncproto.Op
 	// Renames: a vanished path whose identity appears at a new path.
 	// The type must match too: a freed inode number is soon reused.
 	type identity struct {
 		dev, ino uint64
-		typ      EntryType
+		typ      syncproto.EntryType
 	}
 	byIno := map[identity]string{}
 	for _, p := range gone {
@@ -278,7 +281,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 			continue
 		}
 		renamed[old] = true
-		ops = append(ops, Op{Kind: OpRename, Path: old, To: p})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpRename, Path: old, To: p})
 		s.moveState(old, p)
 	}
 
@@ -289,17 +292,17 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		case !known:
 			ops = append(ops, createOp(e))
 		case st.Type != e.Type:
-			if st.Type == TypeDir || e.Type == TypeDir {
-				ops = append(ops, Op{Kind: OpDelete, Path: p})
+			if st.Type == syncproto.TypeDir || e.Type == syncproto.TypeDir {
+				ops = append(ops, syncproto.Op{Kind: syncproto.OpDelete, Path: p})
 			}
 			ops = append(ops, createOp(e))
 		case sameEntry(st, e):
-		case e.Type == TypeFile && (st.Size != e.Size || st.MTime != e.MTime):
+		case e.Type == syncproto.TypeFile && (st.Size != e.Size || st.MTime != e.MTime):
 			ops = append(ops, createOp(e))
-		case e.Type == TypeSymlink && st.Target != e.Target:
+		case e.Type == syncproto.TypeSymlink && st.Target != e.Target:
 			ops = append(ops, createOp(e))
 		case st.Mode != e.Mode:
-			ops = append(ops, Op{Kind: OpChmod, Path: p, Mode: e.Mode})
+			ops = append(ops, syncproto.Op{Kind: syncproto.OpChmod, Path: p, Mode: e.Mode})
 		}
 	}
 	deletedDir := ""
@@ -313,7 +316,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		if deletedDir != "" && isBelow(p, deletedDir) {
 			continue
 		}
-		ops = append(ops, Op{Kind: OpDelete, Path: p})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpDelete, Path: p})
 		deletedDir = p
 	}
 	sortOps(ops)
@@ -325,7 +328,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		return nil, err
 	}
 	for _, op := range ops {
-		if op.Kind == OpDelete {
+		if op.Kind == syncproto.OpDelete {
 			s.dropState(op.Path)
 		}
 	}
@@ -354,9 +357,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func sameEntry(a, b Entry) bool {
+func sameEntry(a, b syncproto.Entry) bool {
 	return a.Type == b.Type && a.Mode == b.Mode && a.Target == b.Target &&
-		(a.Type != TypeFile || (a.Size == b.Size && a.MTime == b.MTime))
+		(a.Type != syncproto.TypeFile || (a.Size == b.Size && a.MTime == b.MTime))
 }
 
 func (s *Syncer) moveState(old, new string) {
@@ -388,10 +391,10 @@ func (s *Syncer) forgetFailed(sum *Summary) {
 	}
 }
 
-func (s *Syncer) apply(ctx context.Context, ops []Op, p Progress, start time.Time) (*Summary, error) {
+func (s *Syncer) apply(ctx context.Context, ops []syncproto.Op, p Progress, start time.Time) (*Summary, error) {
 	sum := &Summary{}
 	if len(ops) > 0 {
-		res, err := s.c.Apply(ctx, ops, ApplyOptions{LocalDir: s.opts.LocalDir, Progress: p})
+		res, err := s.r.Apply(ctx, ops, ApplyOptions{LocalDir: s.opts.LocalDir, Progress: p})
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +427,7 @@ func (s *Syncer) Watch(ctx context.Context, w *Watcher, report func(*Summary)) e
 
 // Item is one operation of a summary.
 type Item struct {
-	Op    OpKind
+	Op    syncproto.OpKind
 	Path  string
 	To    string
 	Bytes int64
@@ -437,8 +440,8 @@ type Summary struct {
 	Bytes                                          int64 // content bytes written
 	Wire                                           int64 // bytes sent on the channel (compressed)
 	Duration                                       time.Duration
-	Items                                          []Item      // every operation, for -v
-	Errors                                         []ItemError // failures
+	Items                                          []Item                // every operation, for -v
+	Errors                                         []syncproto.ItemError // failures
 }
 
 func (s *Summary) add(r *BatchResult) {
@@ -453,7 +456,7 @@ func (s *Summary) add(r *BatchResult) {
 	s.Wire += r.Wire
 	for i, op := range r.Ops {
 		it := Item{Op: op.Kind, Path: op.Path, To: op.To}
-		if op.Kind == OpWrite {
+		if op.Kind == syncproto.OpWrite {
 			it.Bytes = op.Size
 		}
 		if failed[i] {
@@ -468,15 +471,15 @@ func (s *Summary) add(r *BatchResult) {
 		}
 		s.Items = append(s.Items, it)
 		switch op.Kind {
-		case OpWrite:
+		case syncproto.OpWrite:
 			s.Files++
-		case OpSymlink:
+		case syncproto.OpSymlink:
 			s.Symlinks++
-		case OpMkdir:
+		case syncproto.OpMkdir:
 			s.Dirs++
-		case OpDelete:
+		case syncproto.OpDelete:
 			s.Deleted++
-		case OpRename:
+		case syncproto.OpRename:
 			s.Renamed++
 		default:
 			s.Attrs++
@@ -533,7 +536,7 @@ func (s *Summary) Detail(w io.Writer) {
 		if it.To != "" {
 			line += " -> " + displayPath(it.To)
 		}
-		if it.Op == OpWrite && it.Err == "" {
+		if it.Op == syncproto.OpWrite && it.Err == "" {
 			line += " (" + FormatBytes(it.Bytes) + ")"
 		}
 		if it.Err != "" {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // WatchOptions tune a Watcher.
@@ -354,12 +356,12 @@ func (w *Watcher) startPolling() {
 	}()
 }
 
-func (w *Watcher) snapshot() map[string]Entry {
+func (w *Watcher) snapshot() map[string]syncproto.Entry {
 	entries, err := ScanLocal(w.root, w.ig, nil)
 	if err != nil {
 		w.opts.Warn(fmt.Sprintf("polling %s: %v", w.root, err))
 	}
-	m := make(map[string]Entry, len(entries))
+	m := make(map[string]syncproto.Entry, len(entries))
 	for _, e := range entries {
 		m[e.Path] = e
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // Config is one devsync run.
@@ -35,7 +36,7 @@ type Config struct {
 	Poll bool
 	// Action runs in the app's view after each batch that changed
 	// something (nil: none).
-	Action *filesync.Action
+	Action *syncproto.Action
 	// ConnectTimeout bounds the wait for a pod with a ready agent at the
 	// start; reconnects wait as long as ctx allows.
 	ConnectTimeout time.Duration
@@ -88,7 +89,7 @@ type Observer interface {
 	// hold per-file errors.
 	Synced(sum *filesync.Summary)
 	// ActionDone: the action ran after a batch; err is its failure.
-	ActionDone(a filesync.Action, took time.Duration, output string, err error)
+	ActionDone(a syncproto.Action, took time.Duration, output string, err error)
 	// Watching: the initial sync is done and the watch begins.
 	Watching()
 	// Reconnecting: the session ended for why; the engine follows the

@@ -27,6 +27,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
 )
@@ -489,7 +490,7 @@ func TestDevsyncHostile(t *testing.T) {
 
 	// A crafted client: List("../..") over a real devssh connection.
 	c := rawDevsyncClient(t, ns, "deploy/demo")
-	err := c.List(context.Background(), "../..", func(filesync.Entry) error { return nil })
+	err := c.List(context.Background(), "../..", func(syncproto.Entry) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "..") {
 		t.Fatalf("List(\"../..\"): %v, want a refusal naming \"..\"", err)
 	}

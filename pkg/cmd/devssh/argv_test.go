@@ -53,7 +53,7 @@ func TestArgv(t *testing.T) {
 		}
 	})
 	t.Run("a workload resolves to its pod with a ready agent", func(t *testing.T) {
-		out, _, err := run(t, a, "deploy/demo", id, "--", "printenv", "DEVSSH_CONTAINER_ID")
+		out, _, err := run(t, a, "deployment/demo", id, "--", "printenv", "DEVSSH_CONTAINER_ID")
 		if err != nil || strings.TrimSpace(out) != inprocess.ContainerID {
 			t.Fatalf("err %v, stdout %q", err, out)
 		}
@@ -71,11 +71,11 @@ func TestArgv(t *testing.T) {
 		}
 	})
 	t.Run("a bad flag value names the flag", func(t *testing.T) {
-		_, _, err := run(t, a, "deploy/demo", id, "--target", "both")
+		_, _, err := run(t, a, "deployment/demo", id, "--target", "both")
 		if err == nil || !strings.Contains(err.Error(), "--target must be app or agent") {
 			t.Fatalf("err %v", err)
 		}
-		_, _, err = run(t, a, "deploy/demo", id, "-L", "nope")
+		_, _, err = run(t, a, "deployment/demo", id, "-L", "nope")
 		if err == nil || !strings.Contains(err.Error(), "-L") {
 			t.Fatalf("-L nope: %v", err)
 		}
@@ -87,30 +87,30 @@ func TestArgv(t *testing.T) {
 		}
 	})
 	t.Run("a missing object exits 255 with one line naming it", func(t *testing.T) {
-		_, _, err := run(t, a, "deploy/nope", id, "--", "true")
+		_, _, err := run(t, a, "deployment/nope", id, "--", "true")
 		if exitCode(err) != 255 || !strings.Contains(err.Error(), `"nope" not found`) || strings.Count(err.Error(), "\n") > 0 {
 			t.Fatalf("exit %d: %v", exitCode(err), err)
 		}
 	})
 	t.Run("an unpatched workload names the fix", func(t *testing.T) {
-		_, _, err := run(t, a, "deploy/plain", id, "--", "true")
-		if exitCode(err) != 255 || !strings.Contains(err.Error(), `run "kubectl devpatch deploy/plain" first`) {
+		_, _, err := run(t, a, "deployment/plain", id, "--", "true")
+		if exitCode(err) != 255 || !strings.Contains(err.Error(), `run "kubectl devpatch deployment/plain" first`) {
 			t.Fatalf("exit %d: %v", exitCode(err), err)
 		}
 	})
 	t.Run("a missing default identity names the fix", func(t *testing.T) {
-		_, _, err := run(t, a, "deploy/demo", "--", "true")
+		_, _, err := run(t, a, "deployment/demo", "--", "true")
 		if exitCode(err) != 255 || !strings.Contains(err.Error(), "no identity at") || !strings.Contains(err.Error(), "--identity") {
 			t.Fatalf("exit %d: %v", exitCode(err), err)
 		}
 	})
 	t.Run("config prints an ssh_config block for the workload", func(t *testing.T) {
 		dialed := a.Dialed()
-		out, _, err := run(t, a, "config", "deploy/demo", id)
+		out, _, err := run(t, a, "config", "deployment/demo", id)
 		if err != nil || !strings.Contains(out, "Host deployment-demo.") && !strings.Contains(out, "Host demo.") {
 			t.Fatalf("err %v, stdout %q", err, out)
 		}
-		if !strings.Contains(out, "ProxyCommand ") || !strings.Contains(out, "--stdio") || !strings.Contains(out, "deploy/demo") {
+		if !strings.Contains(out, "ProxyCommand ") || !strings.Contains(out, "--stdio") || !strings.Contains(out, "deployment/demo") {
 			t.Fatalf("block: %s", out)
 		}
 		if a.Dialed() != dialed {

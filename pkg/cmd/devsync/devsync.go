@@ -33,6 +33,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncengine"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 var (
@@ -267,14 +268,14 @@ func (o *Options) identityFile() string {
 }
 
 // action is what runs after each applied batch (nil for none).
-func (o *Options) action() *filesync.Action {
+func (o *Options) action() *syncproto.Action {
 	switch {
 	case o.Restart:
-		return &filesync.Action{Kind: "restart"}
+		return &syncproto.Action{Kind: "restart"}
 	case o.Signal != "":
-		return &filesync.Action{Kind: "signal", Args: []string{o.Signal}}
+		return &syncproto.Action{Kind: "signal", Args: []string{o.Signal}}
 	case o.Exec != "":
-		return &filesync.Action{Kind: "exec", Args: []string{o.Exec}}
+		return &syncproto.Action{Kind: "exec", Args: []string{o.Exec}}
 	}
 	return nil
 }
@@ -384,7 +385,7 @@ func (p *printer) Synced(sum *filesync.Summary) {
 	}
 }
 
-func (p *printer) ActionDone(a filesync.Action, took time.Duration, out string, err error) {
+func (p *printer) ActionDone(a syncproto.Action, took time.Duration, out string, err error) {
 	o := p.o
 	if err != nil {
 		fmt.Fprintf(o.ErrOut, "error: %v\n", err)
@@ -411,7 +412,7 @@ func (p *printer) SyncFailed(err error, afterReconnect bool) {
 	fmt.Fprintf(p.o.ErrOut, "initial sync failed: %v\n", err)
 }
 
-func actionDone(a filesync.Action) string {
+func actionDone(a syncproto.Action) string {
 	switch a.Kind {
 	case "restart":
 		return "restarted the app"

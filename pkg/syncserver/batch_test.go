@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 func content(s string) func() (io.ReadCloser, error) {
@@ -26,28 +29,28 @@ func content(s string) func() (io.ReadCloser, error) {
 func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
-	big := bytes.Repeat([]byte("0123456789abcdef"), 3*ChunkSize/16+7) // several chunks
-	var ops []Op
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3*syncproto.ChunkSize/16+7) // several chunks
+	var ops []syncproto.Op
 	for i := range 200 {
-		ops = append(ops, Op{Kind: OpWrite, Path: fmt.Sprintf("d%d/f%03d", i%7, i), Mode: 0o644, Open: content(fmt.Sprint("file ", i))})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpWrite, Path: fmt.Sprintf("d%d/f%03d", i%7, i), Mode: 0o644, Open: content(fmt.Sprint("file ", i))})
 	}
 	bigOpen := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }
 	// Each operation after a multi-chunk write depends on it: the write is
 	// still in flight on its writer when the next operation arrives.
 	ops = append(ops,
-		Op{Kind: OpWrite, Path: "twice", Mode: 0o644, Open: bigOpen},
-		Op{Kind: OpWrite, Path: "twice", Mode: 0o644, Open: content("second")},
-		Op{Kind: OpWrite, Path: "d0/big", Mode: 0o600, Open: bigOpen},
-		Op{Kind: OpRename, Path: "d0/big", To: "moved/big"},
-		Op{Kind: OpWrite, Path: "d1/big", Mode: 0o600, Open: bigOpen},
-		Op{Kind: OpDelete, Path: "d1"},
-		Op{Kind: OpWrite, Path: "d1/again", Mode: 0o644, Open: content("after the delete")},
-		Op{Kind: OpWrite, Path: "big", Mode: 0o600, Open: bigOpen},
-		Op{Kind: OpWrite, Path: "big/x", Mode: 0o644, Open: content("a file is in the way")},
-		Op{Kind: OpWrite, Path: "last", Mode: 0o644, Open: content("last")},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "twice", Mode: 0o644, Open: bigOpen},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "twice", Mode: 0o644, Open: content("second")},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "d0/big", Mode: 0o600, Open: bigOpen},
+		syncproto.Op{Kind: syncproto.OpRename, Path: "d0/big", To: "moved/big"},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "d1/big", Mode: 0o600, Open: bigOpen},
+		syncproto.Op{Kind: syncproto.OpDelete, Path: "d1"},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "d1/again", Mode: 0o644, Open: content("after the delete")},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "big", Mode: 0o600, Open: bigOpen},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "big/x", Mode: 0o644, Open: content("a file is in the way")},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "last", Mode: 0o644, Open: content("last")},
 	)
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,21 +116,21 @@ func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 func TestPathOperationsWaitForTheirWrites(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app", "d"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{NoCompress: true})
-	big := make([]byte, 6*ChunkSize)
+	c := testSession(t, appRoot, filesync.ClientOptions{NoCompress: true})
+	big := make([]byte, 6*syncproto.ChunkSize)
 	rand.Read(big) // incompressible: the write stays in flight for a while
 	bigOpen := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-	ops := []Op{
-		{Kind: OpWrite, Path: "d/big", Mode: 0o644, Open: bigOpen},
-		{Kind: OpChtimes, Path: "d", MTime: mtime.UnixNano()},
-		{Kind: OpWrite, Path: "f", Mode: 0o644, Open: bigOpen},
-		{Kind: OpChmod, Path: "f", Mode: 0o600},
-		{Kind: OpWrite, Path: "e/big", Mode: 0o644, Open: bigOpen},
-		{Kind: OpMkdir, Path: "e/sub", Mode: 0o700},
-		{Kind: OpWrite, Path: "e/sub/x", Mode: 0o644, Open: content("x")},
+	ops := []syncproto.Op{
+		{Kind: syncproto.OpWrite, Path: "d/big", Mode: 0o644, Open: bigOpen},
+		{Kind: syncproto.OpChtimes, Path: "d", MTime: mtime.UnixNano()},
+		{Kind: syncproto.OpWrite, Path: "f", Mode: 0o644, Open: bigOpen},
+		{Kind: syncproto.OpChmod, Path: "f", Mode: 0o600},
+		{Kind: syncproto.OpWrite, Path: "e/big", Mode: 0o644, Open: bigOpen},
+		{Kind: syncproto.OpMkdir, Path: "e/sub", Mode: 0o700},
+		{Kind: syncproto.OpWrite, Path: "e/sub/x", Mode: 0o644, Open: content("x")},
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

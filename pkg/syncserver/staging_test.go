@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"bytes"
@@ -15,7 +15,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // noTempNames fails the test for every name under dir that starts with
@@ -61,10 +63,10 @@ func TestNewDirectoryAppearsWhole(t *testing.T) {
 	appRoot := t.TempDir()
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(app, 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	// More than the client's buffers: when the last file is opened, the
 	// agent has applied every operation before it.
-	big := make([]byte, 3*ChunkSize) // random: compression must not shrink it
+	big := make([]byte, 3*syncproto.ChunkSize) // random: compression must not shrink it
 	rand.Read(big)
 	checked := false
 	last := func() (io.ReadCloser, error) {
@@ -78,17 +80,17 @@ func TestNewDirectoryAppearsWhole(t *testing.T) {
 		}
 		return content("last")()
 	}
-	ops := []Op{{Kind: OpMkdir, Path: "new", Mode: 0o750}, {Kind: OpMkdir, Path: "new/sub", Mode: 0o755}}
+	ops := []syncproto.Op{{Kind: syncproto.OpMkdir, Path: "new", Mode: 0o750}, {Kind: syncproto.OpMkdir, Path: "new/sub", Mode: 0o755}}
 	for i := range 50 {
-		ops = append(ops, Op{Kind: OpWrite, Path: fmt.Sprintf("new/sub/f%02d", i), Mode: 0o644, MTime: 1e18 + int64(i), Open: content(fmt.Sprint("file ", i))})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpWrite, Path: fmt.Sprintf("new/sub/f%02d", i), Mode: 0o644, MTime: 1e18 + int64(i), Open: content(fmt.Sprint("file ", i))})
 	}
 	ops = append(ops,
-		Op{Kind: OpWrite, Path: "new/big", Mode: 0o644, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }},
-		Op{Kind: OpSymlink, Path: "new/ln", Target: "sub/f00"},
-		Op{Kind: OpWrite, Path: "new/last", Mode: 0o600, Open: last},
-		Op{Kind: OpChmod, Path: "new/sub", Mode: 0o700},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "new/big", Mode: 0o644, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }},
+		syncproto.Op{Kind: syncproto.OpSymlink, Path: "new/ln", Target: "sub/f00"},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "new/last", Mode: 0o600, Open: last},
+		syncproto.Op{Kind: syncproto.OpChmod, Path: "new/sub", Mode: 0o700},
 	)
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,21 +131,21 @@ func TestStagedDirectoryWithRenameAndDelete(t *testing.T) {
 	appRoot := t.TempDir()
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(filepath.Join(app, "old"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
-	ops := []Op{
-		{Kind: OpMkdir, Path: "a", Mode: 0o755},
-		{Kind: OpWrite, Path: "a/x", Mode: 0o644, Open: content("x")},
-		{Kind: OpWrite, Path: "a/gone", Mode: 0o644, Open: content("deleted below")},
-		{Kind: OpRename, Path: "a/x", To: "old/x"},
-		{Kind: OpDelete, Path: "a/gone"},
-		{Kind: OpWrite, Path: "a/y", Mode: 0o644, Open: content("after the rename")},
-		{Kind: OpMkdir, Path: "b", Mode: 0o755},
-		{Kind: OpWrite, Path: "b/z", Mode: 0o644, Open: content("z")},
-		{Kind: OpDelete, Path: "b"},
-		{Kind: OpMkdir, Path: "b", Mode: 0o700},
-		{Kind: OpWrite, Path: "b/again", Mode: 0o644, Open: content("again")},
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	ops := []syncproto.Op{
+		{Kind: syncproto.OpMkdir, Path: "a", Mode: 0o755},
+		{Kind: syncproto.OpWrite, Path: "a/x", Mode: 0o644, Open: content("x")},
+		{Kind: syncproto.OpWrite, Path: "a/gone", Mode: 0o644, Open: content("deleted below")},
+		{Kind: syncproto.OpRename, Path: "a/x", To: "old/x"},
+		{Kind: syncproto.OpDelete, Path: "a/gone"},
+		{Kind: syncproto.OpWrite, Path: "a/y", Mode: 0o644, Open: content("after the rename")},
+		{Kind: syncproto.OpMkdir, Path: "b", Mode: 0o755},
+		{Kind: syncproto.OpWrite, Path: "b/z", Mode: 0o644, Open: content("z")},
+		{Kind: syncproto.OpDelete, Path: "b"},
+		{Kind: syncproto.OpMkdir, Path: "b", Mode: 0o700},
+		{Kind: syncproto.OpWrite, Path: "b/again", Mode: 0o644, Open: content("again")},
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,19 +190,19 @@ func (f *failingAfter) Close() error { return nil }
 func TestStagedDirectoryWhenTheSessionFails(t *testing.T) {
 	appRoot, a, served := servedRoot(t)
 	app := filepath.Join(appRoot, "app")
-	c, err := NewClient(context.Background(), a, ClientOptions{Dest: "/app"})
+	c, err := filesync.NewClient(context.Background(), a, filesync.ClientOptions{Dest: "/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ops := []Op{
-		{Kind: OpMkdir, Path: "new", Mode: 0o755},
-		{Kind: OpWrite, Path: "new/done", Mode: 0o644, Open: content("finished")},
-		{Kind: OpWrite, Path: "new/cut", Mode: 0o644, Size: 4 * ChunkSize, Open: func() (io.ReadCloser, error) {
-			return &failingAfter{n: 2 * ChunkSize, conn: a}, nil
+	ops := []syncproto.Op{
+		{Kind: syncproto.OpMkdir, Path: "new", Mode: 0o755},
+		{Kind: syncproto.OpWrite, Path: "new/done", Mode: 0o644, Open: content("finished")},
+		{Kind: syncproto.OpWrite, Path: "new/cut", Mode: 0o644, Size: 4 * syncproto.ChunkSize, Open: func() (io.ReadCloser, error) {
+			return &failingAfter{n: 2 * syncproto.ChunkSize, conn: a}, nil
 		}},
 	}
-	if _, err := c.Apply(context.Background(), ops, ApplyOptions{}); err == nil {
+	if _, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{}); err == nil {
 		t.Fatal("Apply succeeded on a closed session")
 	}
 	<-served
@@ -224,17 +226,17 @@ func TestHeldDirectoryFollowsRenames(t *testing.T) {
 	app := filepath.Join(appRoot, "app")
 	os.MkdirAll(filepath.Join(app, "a"), 0o755)
 	os.MkdirAll(filepath.Join(app, "c"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
-	var ops []Op
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	var ops []syncproto.Op
 	want := ""
 	for i := range 12 {
 		p := fmt.Sprintf("a/x%02d", i)
-		ops = append(ops, Op{Kind: OpWrite, Path: p, Mode: 0o644, Open: content("x")})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpWrite, Path: p, Mode: 0o644, Open: content("x")})
 	}
-	ops = append(ops, Op{Kind: OpRename, Path: "a", To: "b"}, Op{Kind: OpRename, Path: "c", To: "a"})
+	ops = append(ops, syncproto.Op{Kind: syncproto.OpRename, Path: "a", To: "b"}, syncproto.Op{Kind: syncproto.OpRename, Path: "c", To: "a"})
 	for i := range 12 {
 		p := fmt.Sprintf("a/y%02d", i)
-		ops = append(ops, Op{Kind: OpWrite, Path: p, Mode: 0o644, Open: content("y")})
+		ops = append(ops, syncproto.Op{Kind: syncproto.OpWrite, Path: p, Mode: 0o644, Open: content("y")})
 	}
 	want += "a/\n"
 	for i := range 12 {
@@ -244,7 +246,7 @@ func TestHeldDirectoryFollowsRenames(t *testing.T) {
 	for i := range 12 {
 		want += fmt.Sprintf("b/x%02d=x\n", i)
 	}
-	res, err := c.Apply(context.Background(), ops, ApplyOptions{})
+	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncserver"
 )
 
 // BenchmarkInitialSync10k syncs 10,000 files of 5 KB over a pipe: the
@@ -27,7 +30,7 @@ func BenchmarkInitialSync10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, w := range []int{1, 2, DefaultWriters} {
+	for _, w := range []int{1, 2, syncserver.DefaultWriters} {
 		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
 			testWriters = w
 			defer func() { testWriters = 0 }()
@@ -41,8 +44,8 @@ func benchInitialSync(b *testing.B, local string) {
 		b.StopTimer()
 		app := b.TempDir()
 		_ = os.MkdirAll(filepath.Join(app, "app"), 0o755)
-		c := testSession(&testing.T{}, app, ClientOptions{})
-		s, err := NewSyncer(c, Options{LocalDir: local})
+		c := testSession(&testing.T{}, app, filesync.ClientOptions{})
+		s, err := filesync.NewSyncer(c, filesync.Options{LocalDir: local})
 		if err != nil {
 			b.Fatal(err)
 		}

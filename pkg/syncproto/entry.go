@@ -1,4 +1,4 @@
-package filesync
+package syncproto
 
 import "io/fs"
 
@@ -10,7 +10,8 @@ const (
 	modeSticky = 0o1000
 )
 
-func entryType(m fs.FileMode) EntryType {
+// EntryTypeOf is the entry type of a file of mode m.
+func EntryTypeOf(m fs.FileMode) EntryType {
 	switch {
 	case m.IsRegular():
 		return TypeFile
@@ -22,8 +23,8 @@ func entryType(m fs.FileMode) EntryType {
 	return TypeOther
 }
 
-// modeBits returns the permission and set-id bits as mode_t bits.
-func modeBits(m fs.FileMode) uint32 {
+// ModeBits returns the permission and set-id bits as mode_t bits.
+func ModeBits(m fs.FileMode) uint32 {
 	u := uint32(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		u |= modeSetuid

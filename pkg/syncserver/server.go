@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // Root is what the agent serves: the app's root filesystem and how files
@@ -35,9 +37,7 @@ type Root struct {
 	// DefaultWriters.
 	Writers int
 	// Action runs an Action message (restart, signal, exec); nil refuses them.
-	Action func(ctx context.Context, a Action) (output string, err error)
-	// Logf receives one line per session event; nil discards.
-	Logf func(format string, args ...any)
+	Action func(ctx context.Context, a syncproto.Action) (output string, err error)
 	// Agent names the agent in the Welcome message.
 	Agent string
 }
@@ -45,13 +45,36 @@ type Root struct {
 // NewRoot serves fs with files owned by the app process's user.
 func NewRoot(fs *rootfs.Root) Root { return Root{FS: fs, Owner: fs.Owner()} }
 
-type server struct {
+// Server serves devsync sessions and their lanes. A lane is a channel of
+// its own that names its session by the session's lane token, so the
+// channels of one client must be served by the same Server: the agent has
+// one for all its SSH channels.
+type Server struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	// lanes maps the lane token of each session that has lanes to its
+	// table (lanes.go).
+	lanes map[string]*laneTable
+}
+
+// New returns a Server that logs session events to log (nil discards).
+func New(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{log: log, lanes: map[string]*laneTable{}}
+}
+
+// session is one devsync session (or lane): one channel.
+type session struct {
+	srv  *Server
+	log  *slog.Logger
 	root Root
-	fr   *frameReader
-	fw   *frameWriter
+	fr   *syncproto.FrameReader
+	fw   *syncproto.FrameWriter
 	dest string
 	zstd bool
-	dec  decompressor
+	dec  syncproto.Decompressor
 	// dirs are directories this session created or found, so that a
 	// write into them skips MkdirAll (two path resolutions per file); any
 	// delete, rename or symlink forgets them.
@@ -78,30 +101,29 @@ type server struct {
 // violates the protocol. Protocol violations (unknown message types,
 // oversize frames, paths that are absolute, unclean or contain "..") are
 // answered with an Error message and end the session. When ctx is cancelled,
-// rw is closed if it is an io.Closer.
-func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
+// rw is closed if it is an io.Closer. A channel whose first message is a
+// LaneHello is served as a lane of the session of this Server that the
+// token names (root is not used then).
+func (srv *Server) Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	if root.FS == nil {
 		return errors.New("devsync: no root filesystem to serve")
 	}
-	if root.Logf == nil {
-		root.Logf = func(string, ...any) {}
-	}
-	s := &server{root: root, fr: newFrameReader(rw), fw: newFrameWriter(rw), abort: func() {}}
+	s := &session{srv: srv, log: srv.log, root: root, fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw), abort: func() {}}
 	if c, ok := rw.(io.Closer); ok {
 		s.abort = func() { c.Close() }
 		stop := context.AfterFunc(ctx, s.abort)
 		defer stop()
 	}
 	defer func() {
-		s.dec.close()
+		s.dec.Close()
 		if s.lanes != nil {
 			s.lanes.close()
 		}
 	}()
 	err := s.run(ctx)
-	var pe *ProtocolError
+	var pe *syncproto.ProtocolError
 	if errors.As(err, &pe) {
-		root.Logf("devsync: refusing the client: %v", err)
+		s.log.Warn("devsync: refusing the client", "err", err)
 		s.fatal(err)
 		return err
 	}
@@ -111,13 +133,13 @@ func Serve(ctx context.Context, rw io.ReadWriter, root Root) error {
 	return err
 }
 
-func (s *server) run(ctx context.Context) error {
-	t, payload, err := s.fr.next()
+func (s *session) run(ctx context.Context) error {
+	t, payload, err := s.fr.Next()
 	if err != nil {
 		return err
 	}
-	if t == MsgLaneHello {
-		return serveLane(ctx, s.fr, s.fw, payload, s.root.Logf)
+	if t == syncproto.MsgLaneHello {
+		return s.srv.serveLane(ctx, s.fr, s.fw, payload)
 	}
 	if err := s.hello(t, payload); err != nil {
 		return err
@@ -126,60 +148,60 @@ func (s *server) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		t, payload, err := s.fr.next()
+		t, payload, err := s.fr.Next()
 		if err != nil {
 			return err
 		}
 		switch t {
-		case MsgList:
-			var m ListReq
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgList:
+			var m syncproto.ListReq
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			err = s.list(m)
-		case MsgHash:
-			var m HashReq
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgHash:
+			var m syncproto.HashReq
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			err = s.hash(m)
-		case MsgBegin:
-			var m Begin
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgBegin:
+			var m syncproto.Begin
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			err = s.batch(m)
-		case MsgAction:
-			var m Action
-			if err := decodeMsg(&m, payload); err != nil {
+		case syncproto.MsgAction:
+			var m syncproto.Action
+			if err := syncproto.Decode(&m, payload); err != nil {
 				return err
 			}
 			err = s.action(ctx, m)
 		default:
-			return protoErrf("unexpected %s message", t)
+			return syncproto.Errorf("unexpected %s message", t)
 		}
 		if err != nil {
 			return err
 		}
-		if err := s.fw.flush(); err != nil {
+		if err := s.fw.Flush(); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *server) hello(t MsgType, payload []byte) error {
-	if t != MsgHello {
-		return protoErrf("expected hello, got %s", t)
+func (s *session) hello(t syncproto.MsgType, payload []byte) error {
+	if t != syncproto.MsgHello {
+		return syncproto.Errorf("expected hello, got %s", t)
 	}
-	var h Hello
-	if err := decodeMsg(&h, payload); err != nil {
+	var h syncproto.Hello
+	if err := syncproto.Decode(&h, payload); err != nil {
 		return err
 	}
-	v := min(ProtocolVersion, h.MaxVersion)
-	if v < MinProtocolVersion || v < h.MinVersion {
-		return protoErrf("version mismatch: the client speaks %d to %d, the agent %d to %d: use the same release of kubectl-devsync and the agent", h.MinVersion, h.MaxVersion, MinProtocolVersion, ProtocolVersion)
+	v := min(syncproto.ProtocolVersion, h.MaxVersion)
+	if v < syncproto.MinProtocolVersion || v < h.MinVersion {
+		return syncproto.Errorf("version mismatch: the client speaks %d to %d, the agent %d to %d: use the same release of kubectl-devsync and the agent", h.MinVersion, h.MaxVersion, syncproto.MinProtocolVersion, syncproto.ProtocolVersion)
 	}
-	if err := validateDest(h.Dest); err != nil {
+	if err := syncproto.ValidateDest(h.Dest); err != nil {
 		return err
 	}
 	var err error
@@ -205,38 +227,38 @@ func (s *server) hello(t MsgType, payload []byte) error {
 	lanes := false
 	for _, f := range h.Features {
 		switch f {
-		case FeatureZstd:
+		case syncproto.FeatureZstd:
 			s.zstd = true
 			feats = append(feats, f)
-		case FeatureLanes:
+		case syncproto.FeatureLanes:
 			lanes = true
 			feats = append(feats, f)
 		}
 	}
-	s.root.Logf("devsync: session with %s, protocol %d, destination %s", h.Client, v, s.dest)
-	if err := s.fw.write(&Welcome{Version: v, Features: feats, Dest: s.dest, UID: s.root.Owner.UID, GID: s.root.Owner.GID, PID: s.root.FS.PID(), Agent: s.root.Agent}); err != nil {
+	s.log.Info("devsync: session", "client", h.Client, "protocol", v, "dest", s.dest)
+	if err := s.fw.Write(&syncproto.Welcome{Version: v, Features: feats, Dest: s.dest, UID: s.root.Owner.UID, GID: s.root.Owner.GID, PID: s.root.FS.PID(), Agent: s.root.Agent}); err != nil {
 		return err
 	}
 	if lanes {
-		if s.lanes, err = newLaneTable(s.zstd, s.abort); err != nil {
+		if s.lanes, err = s.srv.newLaneTable(s.zstd, s.abort); err != nil {
 			return err
 		}
-		if err := s.fw.write(&LaneToken{Token: s.lanes.token, Max: MaxLanes}); err != nil {
+		if err := s.fw.Write(&syncproto.LaneToken{Token: s.lanes.token, Max: syncproto.MaxLanes}); err != nil {
 			return err
 		}
 	}
-	return s.fw.flush()
+	return s.fw.Flush()
 }
 
 // fatal sends err to the client as the session's last message. The client
 // may be busy writing rather than reading: the write is given a short time,
 // then abandoned (the caller closes the channel after Serve returns).
-func (s *server) fatal(err error) error {
+func (s *session) fatal(err error) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if s.fw.write(&ErrorMsg{Message: err.Error()}) == nil {
-			s.fw.flush()
+		if s.fw.Write(&syncproto.ErrorMsg{Message: err.Error()}) == nil {
+			s.fw.Flush()
 		}
 	}()
 	select {
@@ -246,30 +268,30 @@ func (s *server) fatal(err error) error {
 	return err
 }
 
-func (s *server) full(rel string) string { return path.Join(s.dest, rel) }
+func (s *session) full(rel string) string { return path.Join(s.dest, rel) }
 
-func (s *server) list(m ListReq) error {
+func (s *session) list(m syncproto.ListReq) error {
 	start := s.dest
 	if m.Path != "" {
-		if err := ValidatePath(m.Path); err != nil {
+		if err := syncproto.ValidatePath(m.Path); err != nil {
 			return err
 		}
 		start = s.full(m.Path)
 	}
-	var batch []Entry
+	var batch []syncproto.Entry
 	size, count := 0, 0
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.fw.write(&ListEntries{Entries: batch})
+		err := s.fw.Write(&syncproto.ListEntries{Entries: batch})
 		batch, size = batch[:0], 0
 		return err
 	}
 	walkErr := s.root.FS.Walk(start, func(rel string, info fs.FileInfo, target string, err error) error {
 		if err != nil {
 			// An unreadable subdirectory is reported, not fatal.
-			s.root.Logf("devsync: list %s: %v", rel, err)
+			s.log.Warn("devsync: list", "path", rel, "err", err)
 			return nil
 		}
 		if strings.HasPrefix(info.Name(), rootfs.TempPrefix) {
@@ -281,14 +303,14 @@ func (s *server) list(m ListReq) error {
 		if m.Path != "" {
 			rel = m.Path + "/" + rel
 		}
-		e := Entry{Path: rel, Type: entryType(info.Mode()), Mode: modeBits(info.Mode()), MTime: info.ModTime().UnixNano(), Target: target}
-		if e.Type == TypeFile {
+		e := syncproto.Entry{Path: rel, Type: syncproto.EntryTypeOf(info.Mode()), Mode: syncproto.ModeBits(info.Mode()), MTime: info.ModTime().UnixNano(), Target: target}
+		if e.Type == syncproto.TypeFile {
 			e.Size = info.Size()
 		}
 		batch = append(batch, e)
 		count++
 		size += len(rel) + len(target) + 32
-		if len(batch) >= maxListEntries || size > MaxFrameSize/2 {
+		if len(batch) >= syncproto.MaxListEntries || size > syncproto.MaxFrameSize/2 {
 			return send()
 		}
 		return nil
@@ -296,32 +318,32 @@ func (s *server) list(m ListReq) error {
 	if err := send(); err != nil {
 		return err
 	}
-	end := ListEnd{Count: count}
+	end := syncproto.ListEnd{Count: count}
 	if walkErr != nil {
 		end.Error = explain(walkErr).Error()
 	}
-	return s.fw.write(&end)
+	return s.fw.Write(&end)
 }
 
-func (s *server) hash(m HashReq) error {
+func (s *session) hash(m syncproto.HashReq) error {
 	for _, p := range m.Paths {
-		if err := ValidatePath(p); err != nil {
+		if err := syncproto.ValidatePath(p); err != nil {
 			return err
 		}
-		r := HashResult{Path: p}
+		r := syncproto.HashResult{Path: p}
 		if sum, err := s.hashFile(s.full(p)); err != nil {
 			r.Error = explain(err).Error()
 		} else {
 			r.Sum = sum
 		}
-		if err := s.fw.write(&r); err != nil {
+		if err := s.fw.Write(&r); err != nil {
 			return err
 		}
 	}
-	return s.fw.write(&hashEnd{})
+	return s.fw.Write(&syncproto.HashEnd{})
 }
 
-func (s *server) hashFile(name string) (sum [32]byte, err error) {
+func (s *session) hashFile(name string) (sum [32]byte, err error) {
 	f, err := s.root.FS.Open(name)
 	if err != nil {
 		return sum, err
@@ -335,8 +357,8 @@ func (s *server) hashFile(name string) (sum [32]byte, err error) {
 	return sum, nil
 }
 
-func itemError(index int, op *Op, err error) ItemError {
-	ie := ItemError{Index: index, Message: explain(err).Error()}
+func itemError(index int, op *syncproto.Op, err error) syncproto.ItemError {
+	ie := syncproto.ItemError{Index: index, Message: explain(err).Error()}
 	if op != nil { // nil: no one operation's (publishing new directories)
 		ie.Op, ie.Path = op.Kind, op.Path
 	}
@@ -361,54 +383,54 @@ func explain(err error) error {
 }
 
 // apply runs one operation other than a write (see batch.go).
-func (s *server) apply(op *Op) (int64, error) {
+func (s *session) apply(op *syncproto.Op) (int64, error) {
 	fsys, full := s.root.FS, s.full(op.Path)
-	if op.Kind == OpDelete || op.Kind == OpRename {
+	if op.Kind == syncproto.OpDelete || op.Kind == syncproto.OpRename {
 		// They act on what the client sees: the staged directories too.
 		if err := s.publish(); err != nil {
 			return 0, err
 		}
 	} else if staged, ok := s.stagedPath(full); ok {
 		full = staged
-	} else if op.Kind == OpMkdir && s.stage(full, rootfs.FileMode(op.Mode)) {
+	} else if op.Kind == syncproto.OpMkdir && s.stage(full, rootfs.FileMode(op.Mode)) {
 		return 0, nil
 	}
 	switch op.Kind {
-	case OpMkdir:
+	case syncproto.OpMkdir:
 		return 0, fsys.EnsureDir(full, rootfs.FileMode(op.Mode), s.root.Owner)
-	case OpDelete:
+	case syncproto.OpDelete:
 		s.forgetDirs()
 		return 0, fsys.RemoveAll(full)
-	case OpRename:
+	case syncproto.OpRename:
 		s.forgetDirs()
 		to := s.full(op.To)
 		if err := fsys.MkdirAll(path.Dir(to), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
 		return 0, fsys.Rename(full, to)
-	case OpSymlink:
+	case syncproto.OpSymlink:
 		s.forgetDirs()
 		if err := fsys.MkdirAll(path.Dir(full), 0o755, s.root.Owner); err != nil {
 			return 0, err
 		}
 		return 0, fsys.Symlink(op.Target, full, s.root.Owner)
-	case OpChmod:
+	case syncproto.OpChmod:
 		return 0, fsys.Chmod(full, rootfs.FileMode(op.Mode))
-	case OpChtimes:
+	case syncproto.OpChtimes:
 		return 0, fsys.Chtimes(full, time.Unix(0, op.MTime))
 	}
-	return 0, protoErrf("unknown operation %s", op.Kind)
+	return 0, syncproto.Errorf("unknown operation %s", op.Kind)
 }
 
-func (s *server) decompress(payload []byte) ([]byte, error) {
+func (s *session) decompress(payload []byte) ([]byte, error) {
 	if !s.zstd {
-		return nil, protoErrf("compressed data without the zstd feature")
+		return nil, syncproto.Errorf("compressed data without the zstd feature")
 	}
-	return s.dec.decompress(payload)
+	return s.dec.Decompress(payload)
 }
 
-func (s *server) action(ctx context.Context, a Action) error {
-	var res ActionResult
+func (s *session) action(ctx context.Context, a syncproto.Action) error {
+	var res syncproto.ActionResult
 	if s.root.Action == nil {
 		res.Error = fmt.Sprintf("the agent cannot %s the app: run kubectl devpatch --supervise for restarts", a.Kind)
 	} else if out, err := s.root.Action(ctx, a); err != nil {
@@ -416,7 +438,7 @@ func (s *server) action(ctx context.Context, a Action) error {
 	} else {
 		res.Output = out
 	}
-	return s.fw.write(&res)
+	return s.fw.Write(&res)
 }
 
 // ServeError answers a client's hello with err as an Error message (the
@@ -426,11 +448,11 @@ func ServeError(ctx context.Context, rw io.ReadWriter, err error) error {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 	}
-	s := &server{fr: newFrameReader(rw), fw: newFrameWriter(rw)}
+	s := &session{fr: syncproto.NewFrameReader(rw), fw: syncproto.NewFrameWriter(rw)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _, _ = s.fr.next()
+		_, _, _ = s.fr.Next()
 	}()
 	select {
 	case <-done:

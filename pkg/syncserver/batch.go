@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // DefaultWriters is how many files the agent writes at once within a batch.
@@ -38,7 +39,7 @@ const writeChunks = 4
 // without one when the session fails.
 type writeJob struct {
 	index  int
-	op     Op
+	op     syncproto.Op
 	chunks chan chunk
 	// laned: the content comes from the session's lanes (lanes.go), as
 	// chunks with offsets, in any order; seq is its LanedOp's.
@@ -50,13 +51,13 @@ type chunk struct {
 	buf *[]byte
 	n   int
 	off int64 // laned content: where the chunk goes in the file
-	end *FileEnd
+	end *syncproto.FileEnd
 }
 
 // batchRun applies one batch: writes run on writer goroutines, everything
 // else on the session goroutine once the writes before it are done.
 type batchRun struct {
-	s    *server
+	s    *session
 	jobs chan *writeJob
 
 	inflight sync.WaitGroup // writes handed over and not finished
@@ -67,11 +68,11 @@ type batchRun struct {
 	applied int
 	bytes   int64
 	failed  int
-	errs    []ItemError
+	errs    []syncproto.ItemError
 	fatal   error // a protocol violation found while writing
 }
 
-func (s *server) batch(b Begin) (err error) {
+func (s *session) batch(b syncproto.Begin) (err error) {
 	n := s.root.Writers
 	if n <= 0 {
 		n = DefaultWriters
@@ -94,22 +95,22 @@ func (s *server) batch(b Begin) (err error) {
 		// Ended early: unfinished files are aborted, the finished ones
 		// are kept (staging.go).
 		if perr := s.publish(); perr != nil {
-			s.root.Logf("devsync: %v", perr)
+			s.log.Warn("devsync: publish new directories", "err", perr)
 		}
 	}()
 	for index := 0; ; index++ {
-		t, payload, err := s.fr.next()
+		t, payload, err := s.fr.Next()
 		if err != nil {
 			return err
 		}
 		switch t {
-		case MsgCommit:
-			var c Commit
-			if err := decodeMsg(&c, payload); err != nil {
+		case syncproto.MsgCommit:
+			var c syncproto.Commit
+			if err := syncproto.Decode(&c, payload); err != nil {
 				return err
 			}
 			if c.ID != b.ID {
-				return protoErrf("commit of batch %d inside batch %d", c.ID, b.ID)
+				return syncproto.Errorf("commit of batch %d inside batch %d", c.ID, b.ID)
 			}
 			r.inflight.Wait()
 			if r.fatal != nil {
@@ -118,24 +119,24 @@ func (s *server) batch(b Begin) (err error) {
 			if err := s.publish(); err != nil {
 				r.done(-1, nil, 0, err)
 			}
-			return s.fw.write(r.result(b.ID))
-		case MsgOp:
-		case MsgLanedOp:
+			return s.fw.Write(r.result(b.ID))
+		case syncproto.MsgOp:
+		case syncproto.MsgLanedOp:
 			if err := s.lanedWrite(r, index, payload); err != nil {
 				return err
 			}
 			continue
 		default:
-			return protoErrf("unexpected %s message inside a batch", t)
+			return syncproto.Errorf("unexpected %s message inside a batch", t)
 		}
-		var op Op
-		if err := decodeMsg(&op, payload); err != nil {
+		var op syncproto.Op
+		if err := syncproto.Decode(&op, payload); err != nil {
 			return err
 		}
-		if err := op.validate(); err != nil {
+		if err := op.Validate(); err != nil {
 			return err
 		}
-		if op.Kind != OpWrite {
+		if op.Kind != syncproto.OpWrite {
 			r.inflight.Wait()
 			if r.fatal != nil {
 				return r.fatal
@@ -163,18 +164,18 @@ func (s *server) batch(b Begin) (err error) {
 // lanedWrite starts a write whose content comes on the lanes: it registers
 // the file with the lanes, hands it to a writer, and passes on the FileEnd
 // that follows on the session's channel.
-func (s *server) lanedWrite(r *batchRun, index int, payload []byte) error {
-	var m LanedOp
-	if err := decodeMsg(&m, payload); err != nil {
+func (s *session) lanedWrite(r *batchRun, index int, payload []byte) error {
+	var m syncproto.LanedOp
+	if err := syncproto.Decode(&m, payload); err != nil {
 		return err
 	}
 	if s.lanes == nil {
-		return protoErrf("laned write without the lanes feature")
+		return syncproto.Errorf("laned write without the lanes feature")
 	}
-	if m.Op.Kind != OpWrite {
-		return protoErrf("laned %s: only writes travel on lanes", m.Op.Kind)
+	if m.Op.Kind != syncproto.OpWrite {
+		return syncproto.Errorf("laned %s: only writes travel on lanes", m.Op.Kind)
 	}
-	if err := m.Op.validate(); err != nil {
+	if err := m.Op.Validate(); err != nil {
 		return err
 	}
 	if r.conflicts(m.Op.Path) {
@@ -189,19 +190,19 @@ func (s *server) lanedWrite(r *batchRun, index int, payload []byte) error {
 	r.mu.Unlock()
 	r.inflight.Add(1)
 	r.jobs <- j
-	t, payload, err := s.fr.next()
+	t, payload, err := s.fr.Next()
 	if err != nil {
 		return err
 	}
-	if t != MsgFileEnd {
-		return protoErrf("expected the file end of laned write %q, got %s", m.Op.Path, t)
+	if t != syncproto.MsgFileEnd {
+		return syncproto.Errorf("expected the file end of laned write %q, got %s", m.Op.Path, t)
 	}
-	var end FileEnd
-	if err := decodeMsg(&end, payload); err != nil {
+	var end syncproto.FileEnd
+	if err := syncproto.Decode(&end, payload); err != nil {
 		return err
 	}
 	if end.Size < 0 {
-		return protoErrf("write %q: negative size", m.Op.Path)
+		return syncproto.Errorf("write %q: negative size", m.Op.Path)
 	}
 	select {
 	case j.chunks <- chunk{end: &end}:
@@ -227,39 +228,39 @@ func (r *batchRun) conflicts(p string) bool {
 // readContent reads the data frames of one file up to its FileEnd and
 // passes them to the file's writer. It validates them: chunk sizes, the
 // compression feature, and the announced size against what arrived.
-func (s *server) readContent(j *writeJob) error {
+func (s *session) readContent(j *writeJob) error {
 	var received int64
 	for {
-		t, payload, err := s.fr.next()
+		t, payload, err := s.fr.Next()
 		if err != nil {
 			return err
 		}
 		switch t {
-		case MsgData, MsgDataZstd:
+		case syncproto.MsgData, syncproto.MsgDataZstd:
 			data := payload
-			if t == MsgDataZstd {
+			if t == syncproto.MsgDataZstd {
 				if data, err = s.decompress(payload); err != nil {
 					return err
 				}
-			} else if len(data) > ChunkSize {
-				return protoErrf("data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+			} else if len(data) > syncproto.ChunkSize {
+				return syncproto.Errorf("data chunk of %d bytes exceeds %d", len(data), syncproto.ChunkSize)
 			}
 			received += int64(len(data))
-			buf := chunkPool.Get().(*[]byte)
+			buf := syncproto.GetChunk()
 			j.chunks <- chunk{buf: buf, n: copy(*buf, data)}
-		case MsgFileEnd:
-			var end FileEnd
-			if err := decodeMsg(&end, payload); err != nil {
+		case syncproto.MsgFileEnd:
+			var end syncproto.FileEnd
+			if err := syncproto.Decode(&end, payload); err != nil {
 				return err
 			}
 			if end.Abort == "" && end.Size != received {
-				return protoErrf("write %q: file end announces %d bytes, %d received", j.op.Path, end.Size, received)
+				return syncproto.Errorf("write %q: file end announces %d bytes, %d received", j.op.Path, end.Size, received)
 			}
 			j.chunks <- chunk{end: &end}
 			close(j.chunks)
 			return nil
 		default:
-			return protoErrf("unexpected %s message inside the content of %q", t, j.op.Path)
+			return syncproto.Errorf("unexpected %s message inside the content of %q", t, j.op.Path)
 		}
 	}
 }
@@ -285,7 +286,7 @@ func (r *batchRun) work() {
 }
 
 // done records the outcome of the operation at index.
-func (r *batchRun) done(index int, op *Op, n int64, err error) {
+func (r *batchRun) done(index int, op *syncproto.Op, n int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err == nil {
@@ -293,7 +294,7 @@ func (r *batchRun) done(index int, op *Op, n int64, err error) {
 		r.bytes += n
 		return
 	}
-	var pe *ProtocolError
+	var pe *syncproto.ProtocolError
 	if errors.As(err, &pe) {
 		if r.fatal == nil {
 			r.fatal = err
@@ -301,16 +302,16 @@ func (r *batchRun) done(index int, op *Op, n int64, err error) {
 		return
 	}
 	r.failed++
-	if len(r.errs) < maxResultErrors-1 {
+	if len(r.errs) < syncproto.MaxResultErrors-1 {
 		r.errs = append(r.errs, itemError(index, op, err))
 	}
 }
 
-func (r *batchRun) result(id uint64) *Result {
-	res := &Result{ID: id, Applied: r.applied, Bytes: r.bytes, Errors: r.errs}
-	slices.SortFunc(res.Errors, func(a, b ItemError) int { return a.Index - b.Index })
+func (r *batchRun) result(id uint64) *syncproto.Result {
+	res := &syncproto.Result{ID: id, Applied: r.applied, Bytes: r.bytes, Errors: r.errs}
+	slices.SortFunc(res.Errors, func(a, b syncproto.ItemError) int { return a.Index - b.Index })
 	if r.failed > len(res.Errors) {
-		res.Errors = append(res.Errors, ItemError{Index: -1, Message: fmt.Sprintf("%d more errors", r.failed-len(res.Errors))})
+		res.Errors = append(res.Errors, syncproto.ItemError{Index: -1, Message: fmt.Sprintf("%d more errors", r.failed-len(res.Errors))})
 	}
 	return res
 }
@@ -318,7 +319,7 @@ func (r *batchRun) result(id uint64) *Result {
 // writeFile writes one file from its job's chunks, atomically (a temporary
 // file renamed into place). It consumes every chunk even when the write
 // fails, so the session goroutine never blocks on a failed file.
-func (s *server) writeFile(j *writeJob, held *heldDir) (int64, error) {
+func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 	op := &j.op
 	pf, werr := s.create(op, held)
 	defer func() {
@@ -346,7 +347,7 @@ func (s *server) writeFile(j *writeJob, held *heldDir) (int64, error) {
 				pf = nil
 			}
 		}
-		chunkPool.Put(c.buf)
+		syncproto.PutChunk(c.buf)
 	}
 	// The session ended in the middle of the file.
 	return 0, errors.New("the session ended before the file's content did")
@@ -374,7 +375,7 @@ func (h *heldDir) release() {
 // create starts the temporary file for op, creating its parent directories
 // unless this session has already seen them. held (nil for none) is the
 // writer's held directory.
-func (s *server) create(op *Op, held *heldDir) (*rootfs.PendingFile, error) {
+func (s *session) create(op *syncproto.Op, held *heldDir) (*rootfs.PendingFile, error) {
 	full, staged := s.stagedPath(s.full(op.Path))
 	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true, Direct: staged}
 	if op.MTime != 0 {
@@ -428,7 +429,7 @@ func (s *server) create(op *Op, held *heldDir) (*rootfs.PendingFile, error) {
 
 // forgetDirs drops the directories this session knows: after a delete, a
 // rename or a symlink, any of them may be gone or replaced.
-func (s *server) forgetDirs() {
+func (s *session) forgetDirs() {
 	s.dirsMu.Lock()
 	s.dirs = nil
 	s.dirGen++

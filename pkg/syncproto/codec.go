@@ -1,4 +1,4 @@
-package filesync
+package syncproto
 
 import (
 	"sync"
@@ -6,9 +6,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// compressor compresses file chunks with zstd (fastest level, one chunk per
+// Compressor compresses file chunks with zstd (fastest level, one chunk per
 // frame) when both sides agreed on FeatureZstd.
-type compressor struct {
+type Compressor struct {
 	enc *zstd.Encoder
 	buf []byte
 	// misses counts the chunks in a row that did not compress; from
@@ -19,7 +19,7 @@ type compressor struct {
 // Data that does not compress (random, already compressed, and base64
 // text, which zstd's fastest level stores as it is) still costs the
 // attempt: 9% of the client's CPU in a sync of 10,000 base64 files, with
-// no byte saved. After compressMisses such chunks in a row the compressor
+// no byte saved. After compressMisses such chunks in a row the Compressor
 // only probes every compressProbe-th chunk, and tries every chunk again
 // once one compresses.
 const (
@@ -27,18 +27,19 @@ const (
 	compressProbe  = 32
 )
 
-func newCompressor() (*compressor, error) {
+// NewCompressor returns a Compressor; Close releases it.
+func NewCompressor() (*Compressor, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(ChunkSize))
 	if err != nil {
 		return nil, err
 	}
-	return &compressor{enc: enc}, nil
+	return &Compressor{enc: enc}, nil
 }
 
-// compress returns data compressed, and true, when that saves at least a
+// Compress returns data compressed, and true, when that saves at least a
 // sixteenth; otherwise data itself and false. The result is valid until the
 // next call.
-func (c *compressor) compress(data []byte) ([]byte, bool) {
+func (c *Compressor) Compress(data []byte) ([]byte, bool) {
 	if len(data) < 512 {
 		return data, false
 	}
@@ -57,17 +58,18 @@ func (c *compressor) compress(data []byte) ([]byte, bool) {
 	return data, false
 }
 
-func (c *compressor) close() { c.enc.Close() }
+// Close releases the encoder.
+func (c *Compressor) Close() { c.enc.Close() }
 
-// decompressor expands the chunks a client compressed; it refuses a chunk
+// Decompressor expands the chunks a client compressed; it refuses a chunk
 // that expands beyond ChunkSize.
-type decompressor struct {
+type Decompressor struct {
 	dec *zstd.Decoder
 	buf []byte
 }
 
-// decompress returns the chunk; it is valid until the next call.
-func (d *decompressor) decompress(payload []byte) ([]byte, error) {
+// Decompress returns the chunk; it is valid until the next call.
+func (d *Decompressor) Decompress(payload []byte) ([]byte, error) {
 	if d.dec == nil {
 		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(ChunkSize), zstd.WithDecoderLowmem(true))
 		if err != nil {
@@ -77,16 +79,17 @@ func (d *decompressor) decompress(payload []byte) ([]byte, error) {
 	}
 	out, err := d.dec.DecodeAll(payload, d.buf[:0])
 	if err != nil {
-		return nil, protoErrf("bad compressed chunk: %v", err)
+		return nil, Errorf("bad compressed chunk: %v", err)
 	}
 	if len(out) > ChunkSize {
-		return nil, protoErrf("compressed chunk expands beyond %d bytes", ChunkSize)
+		return nil, Errorf("compressed chunk expands beyond %d bytes", ChunkSize)
 	}
 	d.buf = out
 	return out, nil
 }
 
-func (d *decompressor) close() {
+// Close releases the decoder.
+func (d *Decompressor) Close() {
 	if d.dec != nil {
 		d.dec.Close()
 	}
@@ -95,3 +98,9 @@ func (d *decompressor) close() {
 // chunkPool holds ChunkSize buffers for chunks handed between goroutines
 // (to the lanes on the client, to the writers on the agent).
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &b }}
+
+// GetChunk returns a buffer of ChunkSize bytes from a shared pool.
+func GetChunk() *[]byte { return chunkPool.Get().(*[]byte) }
+
+// PutChunk returns a buffer of GetChunk to the pool.
+func PutChunk(b *[]byte) { chunkPool.Put(b) }

@@ -1,13 +1,11 @@
 //go:build linux
 
-package filesync
+package syncserver_test
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
-	"errors"
 	"io"
 	"io/fs"
 	"math/rand"
@@ -18,26 +16,49 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncserver"
 )
 
-// testSession serves appRoot (a fake app root filesystem) over net.Pipe and
-// returns a client whose destination is /app.
 // testWriters is the agent's Writers in testSession (0: DefaultWriters).
 var testWriters int
 
-// testLanes, when set, makes testSession open that many lanes.
-var testLanes int
+// testLanes, when set, makes testSession open that many lanes, and
+// testLaneMin is their ClientOptions.LaneMinSize.
+var (
+	testLanes   int
+	testLaneMin int64
+)
 
 // testLaneGate, when set, holds the opening of testSession's lanes until
 // it is closed.
 var testLaneGate chan struct{}
 
-func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
+// laneCount counts the lanes testSession opened and the bytes the client
+// wrote on them.
+var laneCount struct {
+	opened atomic.Int64
+	sent   atomic.Int64
+}
+
+// countingConn counts what is written on a lane.
+type countingConn struct{ net.Conn }
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	laneCount.sent.Add(int64(n))
+	return n, err
+}
+
+// testSession serves appRoot (a fake app root filesystem) over net.Pipe,
+// the session and its lanes with one syncserver.Server, and returns a
+// client whose destination is /app.
+func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *filesync.Client {
 	t.Helper()
 	fsRoot, err := rootfs.OpenDir(appRoot)
 	if err != nil {
@@ -46,8 +67,9 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	a, b := net.Pipe()
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
+	srv := syncserver.New(nil)
 	go func() {
-		done <- Serve(ctx, b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app", Writers: testWriters})
+		done <- srv.Serve(ctx, b, syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app", Writers: testWriters})
 		b.Close()
 	}()
 	if opts.Dest == "" {
@@ -56,7 +78,7 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	var lanes sync.WaitGroup
 	ours := testLanes > 0 && opts.Lanes == 0
 	if ours {
-		opts.Lanes = testLanes
+		opts.Lanes, opts.LaneMinSize = testLanes, testLaneMin
 		gate := testLaneGate
 		opts.OpenLane = func() (io.ReadWriteCloser, error) {
 			if gate != nil {
@@ -66,15 +88,16 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 			lanes.Add(1)
 			go func() {
 				defer lanes.Done()
-				if err := Serve(ctx, lb, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"}); err != nil {
+				if err := srv.Serve(ctx, lb, syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"}); err != nil {
 					t.Errorf("serve a lane: %v", err)
 				}
 				lb.Close()
 			}()
-			return la, nil
+			laneCount.opened.Add(1)
+			return countingConn{la}, nil
 		}
 	}
-	c, err := NewClient(ctx, a, opts)
+	c, err := filesync.NewClient(ctx, a, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +118,29 @@ func testSession(t *testing.T, appRoot string, opts ClientOptions) *Client {
 	return c
 }
 
+// servedRoot runs a Server, with the agent's own IDs, on one end of a pipe
+// for a new app root holding an empty /app; it returns the root, the
+// client's end and what Serve returns.
+func servedRoot(t *testing.T) (appRoot string, conn net.Conn, served <-chan error) {
+	t.Helper()
+	appRoot = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(appRoot, "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsRoot, err := rootfs.OpenDir(appRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- syncserver.New(nil).Serve(context.Background(), b, syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}})
+		b.Close()
+		fsRoot.Close()
+	}()
+	return appRoot, a, done
+}
+
 func write(t *testing.T, p string, content string, mode fs.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -109,14 +155,14 @@ func write(t *testing.T, p string, content string, mode fs.FileMode) {
 // treeOf describes a tree: "path type mode size target sha" per line.
 func treeOf(t *testing.T, dir string) string {
 	t.Helper()
-	entries, err := ScanLocal(dir, nil, nil)
+	entries, err := filesync.ScanLocal(dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	for _, e := range entries {
 		b.WriteString(e.Path + " " + e.Type.String() + " " + string(rune('0'+e.Mode>>6&7)) + string(rune('0'+e.Mode>>3&7)) + string(rune('0'+e.Mode&7)) + " " + e.Target)
-		if e.Type == TypeFile {
+		if e.Type == syncproto.TypeFile {
 			data, _ := os.ReadFile(filepath.Join(dir, e.Path))
 			sum := sha256.Sum256(data)
 			b.WriteString(" " + string(rune(len(data))) + string(sum[:4]))
@@ -148,9 +194,9 @@ func TestRoundTrip(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
 	write(t, filepath.Join(appRoot, "app/remote-only.txt"), "keep me", 0o644)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	var warnings []string
-	s, err := NewSyncer(c, Options{LocalDir: local, Warn: func(w string) { warnings = append(warnings, w) }})
+	s, err := filesync.NewSyncer(c, filesync.Options{LocalDir: local, Warn: func(w string) { warnings = append(warnings, w) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +257,10 @@ func TestRoundTrip(t *testing.T) {
 	// --delete removes remote-only files (but not ignored ones).
 	write(t, filepath.Join(remote, "stale/old.txt"), "old", 0o644)
 	write(t, filepath.Join(remote, "build/cache"), "ignored remotely too", 0o644)
-	s.opts.Delete = true
+	s, err = filesync.NewSyncer(c, filesync.Options{LocalDir: local, Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.InitialSync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -224,19 +273,19 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func withoutIgnored(t *testing.T, local string) string {
-	ig, _ := NewIgnorer(local, IgnoreOptions{})
-	entries, _ := ScanLocal(local, ig, nil)
+	ig, _ := filesync.NewIgnorer(local, filesync.IgnoreOptions{})
+	entries, _ := filesync.ScanLocal(local, ig, nil)
 	tmp := t.TempDir()
 	for _, e := range entries {
 		src := filepath.Join(local, e.Path)
 		dst := filepath.Join(tmp, e.Path)
 		switch e.Type {
-		case TypeDir:
+		case syncproto.TypeDir:
 			os.MkdirAll(dst, fs.FileMode(e.Mode))
 			os.Chmod(dst, fs.FileMode(e.Mode))
-		case TypeSymlink:
+		case syncproto.TypeSymlink:
 			os.Symlink(e.Target, dst)
-		case TypeFile:
+		case syncproto.TypeFile:
 			b, _ := os.ReadFile(src)
 			write(t, dst, string(b), fs.FileMode(e.Mode))
 		}
@@ -249,10 +298,10 @@ func TestHostileSymlinkInApp(t *testing.T) {
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
 	os.MkdirAll(filepath.Join(appRoot, "etc"), 0o755)
 	os.Symlink("/etc", filepath.Join(appRoot, "app/link"))
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 	name := "devsync-hostile-" + time.Now().Format("150405.000000000")
-	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "link/" + name, Mode: 0o644, Size: 3,
-		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("pwn")), nil }}}, ApplyOptions{})
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "link/" + name, Mode: 0o644, Size: 3,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("pwn")), nil }}}, filesync.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,121 +313,6 @@ func TestHostileSymlinkInApp(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(appRoot, "etc", name)); err != nil || string(b) != "pwn" {
 			t.Fatalf("the write neither failed nor stayed in the app's root: %v", err)
 		}
-	}
-}
-
-// rawFrame builds one frame.
-func rawFrame(t MsgType, payload []byte) []byte {
-	b := make([]byte, 5, 5+len(payload))
-	binary.BigEndian.PutUint32(b, uint32(len(payload)+1))
-	b[4] = byte(t)
-	return append(b, payload...)
-}
-
-func encode(m message) []byte {
-	var w wbuf
-	m.encode(&w)
-	return rawFrame(m.msgType(), w)
-}
-
-// servedRoot runs Serve, with the agent's own IDs, on one end of a pipe
-// for a new app root holding an empty /app; it returns the root, the
-// client's end and what Serve returns.
-func servedRoot(t *testing.T) (appRoot string, conn net.Conn, served <-chan error) {
-	t.Helper()
-	appRoot = t.TempDir()
-	if err := os.MkdirAll(filepath.Join(appRoot, "app"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	fsRoot, err := rootfs.OpenDir(appRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := net.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(context.Background(), b, Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}})
-		b.Close()
-		fsRoot.Close()
-	}()
-	return appRoot, a, done
-}
-
-func TestProtocolValidation(t *testing.T) {
-	hello := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true})
-	helloLanes := encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", CreateDest: true, Features: []string{FeatureLanes}})
-	begin := encode(&Begin{ID: 1})
-	tests := []struct {
-		name   string
-		frames [][]byte
-		want   string
-	}{
-		{"dot-dot path", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "../x"})}, "climbs out"},
-		{"nested dot-dot", [][]byte{hello, begin, encode(&Op{Kind: OpDelete, Path: "a/../../etc"})}, "not clean"},
-		{"absolute path", [][]byte{hello, begin, encode(&Op{Kind: OpMkdir, Path: "/etc/x"})}, "absolute"},
-		{"rename target", [][]byte{hello, begin, encode(&Op{Kind: OpRename, Path: "a", To: "../b"})}, "climbs out"},
-		{"NUL byte", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "a\x00b"})}, "NUL"},
-		{"empty path", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: ""})}, "empty path"},
-		{"unknown op", [][]byte{hello, begin, encode(&Op{Kind: 'z', Path: "a"})}, "unknown operation"},
-		{"unknown message type", [][]byte{hello, rawFrame(99, nil)}, "unknown message type 99"},
-		{"oversize frame", [][]byte{hello, {0x7f, 0, 0, 0, byte(MsgOp)}}, "exceeds the limit"},
-		{"no hello", [][]byte{begin}, "expected hello"},
-		{"version mismatch", [][]byte{encode(&Hello{MinVersion: 7, MaxVersion: 9})}, "version mismatch"},
-		{"relative destination", [][]byte{encode(&Hello{MinVersion: 1, MaxVersion: 1, Dest: "app"})}, "absolute path"},
-		{"trailing bytes", [][]byte{hello, append(encode(&ListReq{}), 1)}, ""},
-		{"hash of a parent path", [][]byte{hello, encode(&HashReq{Paths: []string{"../../etc/shadow"}})}, "climbs out"},
-		{"oversize chunk", [][]byte{hello, begin, encode(&Op{Kind: OpWrite, Path: "f"}), rawFrame(MsgData, make([]byte, ChunkSize+1))}, "exceeds"},
-		{"unknown lane token", [][]byte{encode(&LaneHello{Token: "0123456789abcdef0123456789abcdef"})}, "lane token"},
-		{"laned write without lanes", [][]byte{hello, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}})}, "without the lanes feature"},
-		{"laned delete", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpDelete, Path: "f"}})}, "only writes"},
-		{"laned dot-dot path", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "../f"}})}, "climbs out"},
-		{"content on the session after a laned op", [][]byte{helloLanes, begin, encode(&LanedOp{Seq: 1, Op: Op{Kind: OpWrite, Path: "f"}}), rawFrame(MsgData, []byte("x"))}, "expected the file end"},
-	}
-	// fix the "trailing bytes" frame: the length must cover the extra byte
-	tb := encode(&ListReq{})
-	tb = append(tb, 0x42)
-	binary.BigEndian.PutUint32(tb, uint32(len(tb)-4))
-	tests[12].frames[1], tests[12].want = tb, "trailing bytes"
-
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			appRoot, a, done := servedRoot(t)
-			go func() {
-				for _, f := range tt.frames {
-					if _, err := a.Write(f); err != nil {
-						return
-					}
-				}
-			}()
-			// Read the agent's answers until its Error message.
-			fr := newFrameReader(a)
-			var msg string
-			for {
-				typ, payload, err := fr.next()
-				if err != nil {
-					break
-				}
-				if typ == MsgError {
-					var m ErrorMsg
-					decodeMsg(&m, payload)
-					msg = m.Message
-					break
-				}
-			}
-			a.Close()
-			err := <-done
-			var pe *ProtocolError
-			if !errors.As(err, &pe) {
-				t.Fatalf("serve returned %v, want a protocol error", err)
-			}
-			if !strings.Contains(msg, tt.want) {
-				t.Errorf("agent said %q, want it to mention %q", msg, tt.want)
-			}
-			entries, _ := os.ReadDir(filepath.Join(appRoot, "app"))
-			if len(entries) != 0 {
-				t.Errorf("the refused session wrote %d entries", len(entries))
-			}
-		})
 	}
 }
 
@@ -420,7 +354,7 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 	const size = 200 << 20
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
-	c := testSession(t, appRoot, ClientOptions{})
+	c := testSession(t, appRoot, filesync.ClientOptions{})
 
 	runtime.GC()
 	var base runtime.MemStats
@@ -445,13 +379,13 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 	}()
 	want := sha256.New()
 	src := newLazyReader(size)
-	res, err := c.Apply(context.Background(), []Op{{Kind: OpWrite, Path: "big.bin", Mode: 0o644, Size: size,
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "big.bin", Mode: 0o644, Size: size,
 		Open: func() (io.ReadCloser, error) {
 			return struct {
 				io.Reader
 				io.Closer
 			}{io.TeeReader(src, want), src}, nil
-		}}}, ApplyOptions{})
+		}}}, filesync.ApplyOptions{})
 	close(stop)
 	<-sampled
 	if err != nil {
@@ -471,26 +405,8 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 		t.Fatal("content differs")
 	}
 	grown := int64(peak.Load()) - int64(base.HeapInuse)
-	t.Logf("heap in use grew by at most %s while streaming %s", FormatBytes(grown), FormatBytes(size))
+	t.Logf("heap in use grew by at most %s while streaming %s", filesync.FormatBytes(grown), filesync.FormatBytes(size))
 	if grown > 32<<20 {
-		t.Errorf("heap grew by %s streaming a %s file: content is being buffered", FormatBytes(grown), FormatBytes(size))
+		t.Errorf("heap grew by %s streaming a %s file: content is being buffered", filesync.FormatBytes(grown), filesync.FormatBytes(size))
 	}
 }
-
-func TestReadOnlyDestination(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root bypasses permission bits; EROFS needs a read-only mount,
-		// which the e2e test covers. Check the message instead.
-		err := explain(&fs.PathError{Op: "create", Path: "x", Err: errROFS})
-		if !strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), "--dest") {
-			t.Errorf("EROFS message %q", err)
-		}
-		s := &Summary{Errors: []ItemError{{Op: OpWrite, Path: "a", Code: "EROFS", Message: "read-only"}, {Op: OpWrite, Path: "b", Code: "EROFS", Message: "read-only"}}}
-		if e := s.Err(); e == nil || !strings.HasPrefix(e.Error(), "2 operations failed, e.g. write a: read-only") {
-			t.Errorf("collapsed error %v", e)
-		}
-		return
-	}
-}
-
-var errROFS = syscall.EROFS

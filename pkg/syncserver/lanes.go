@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
 
 // Lanes
@@ -35,14 +37,9 @@ import (
 // places the chunks at their offsets and commits once FileEnd has arrived
 // and Size bytes have. A lane that fails ends the session.
 
-// laneSessions maps a session's lane token to its table.
-var laneSessions = struct {
-	sync.Mutex
-	m map[string]*laneTable
-}{m: map[string]*laneTable{}}
-
 // laneTable is a session's side of its lanes: the laned writes in flight.
 type laneTable struct {
+	srv   *Server // whose lanes table holds this one
 	token string
 	zstd  bool
 	abort func() // ends the session (closes its channel)
@@ -59,24 +56,24 @@ type laneTable struct {
 
 var errSessionEnded = errors.New("the devsync session ended")
 
-func newLaneTable(zstd bool, abort func()) (*laneTable, error) {
+func (srv *Server) newLaneTable(zstd bool, abort func()) (*laneTable, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	t := &laneTable{token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
+	t := &laneTable{srv: srv, token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)
-	laneSessions.Lock()
-	laneSessions.m[t.token] = t
-	laneSessions.Unlock()
+	srv.mu.Lock()
+	srv.lanes[t.token] = t
+	srv.mu.Unlock()
 	return t, nil
 }
 
 // close ends the table: lanes and writers waiting on it give up.
 func (t *laneTable) close() {
-	laneSessions.Lock()
-	delete(laneSessions.m, t.token)
-	laneSessions.Unlock()
+	t.srv.mu.Lock()
+	delete(t.srv.lanes, t.token)
+	t.srv.mu.Unlock()
 	t.mu.Lock()
 	if !t.closed {
 		t.closed = true
@@ -98,10 +95,10 @@ func (t *laneTable) register(j *writeJob) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if j.seq <= t.lastSeq {
-		return protoErrf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
+		return syncproto.Errorf("laned write %d after %d: sequence numbers must grow", j.seq, t.lastSeq)
 	}
 	if t.lost {
-		return protoErrf("a lane of this session closed: laned writes cannot go on")
+		return syncproto.Errorf("a lane of this session closed: laned writes cannot go on")
 	}
 	t.jobs[j.seq], t.lastSeq = j, j.seq
 	t.cond.Broadcast()
@@ -134,7 +131,7 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 		}
 		if seq <= t.lastSeq {
 			t.mu.Unlock()
-			return protoErrf("lane data for write %d, which is complete", seq)
+			return syncproto.Errorf("lane data for write %d, which is complete", seq)
 		}
 		t.cond.Wait()
 	}
@@ -142,36 +139,36 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 
 // serveLane runs a lane: LaneHello (already read) names the session; then
 // LaneData frames until the client closes the channel.
-func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []byte, logf func(string, ...any)) error {
-	var h LaneHello
-	if err := decodeMsg(&h, payload); err != nil {
+func (srv *Server) serveLane(ctx context.Context, fr *syncproto.FrameReader, fw *syncproto.FrameWriter, payload []byte) error {
+	var h syncproto.LaneHello
+	if err := syncproto.Decode(&h, payload); err != nil {
 		return err
 	}
-	laneSessions.Lock()
-	t := laneSessions.m[h.Token]
-	laneSessions.Unlock()
+	srv.mu.Lock()
+	t := srv.lanes[h.Token]
+	srv.mu.Unlock()
 	if t == nil {
-		return protoErrf("no devsync session has this lane token")
+		return syncproto.Errorf("no devsync session has this lane token")
 	}
 	t.mu.Lock()
-	ok := t.attached < MaxLanes && !t.closed
+	ok := t.attached < syncproto.MaxLanes && !t.closed
 	if ok {
 		t.attached++
 	}
 	t.mu.Unlock()
 	if !ok {
-		return protoErrf("the session has %d lanes already", MaxLanes)
+		return syncproto.Errorf("the session has %d lanes already", syncproto.MaxLanes)
 	}
-	if err := fw.write(&laneWelcome{}); err != nil {
+	if err := fw.Write(&syncproto.LaneWelcome{}); err != nil {
 		return err
 	}
-	if err := fw.flush(); err != nil {
+	if err := fw.Flush(); err != nil {
 		return err
 	}
-	var dec decompressor
-	defer dec.close()
+	var dec syncproto.Decompressor
+	defer dec.Close()
 	for {
-		typ, payload, err := fr.next()
+		typ, payload, err := fr.Next()
 		if err != nil {
 			t.mu.Lock()
 			closed, waiting := t.closed, len(t.jobs) > 0
@@ -190,40 +187,40 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 			}
 			// Content may be lost with the lane: the session cannot go on
 			// (its writers would wait for it).
-			logf("devsync: a lane ended with writes waiting for content: %v", err)
+			srv.log.Warn("devsync: a lane ended with writes waiting for content", "err", err)
 			t.fail()
 			if eof {
 				return nil
 			}
 			return err
 		}
-		if typ != MsgLaneData && typ != MsgLaneDataZstd {
+		if typ != syncproto.MsgLaneData && typ != syncproto.MsgLaneDataZstd {
 			t.fail()
-			return protoErrf("unexpected %s message on a lane", typ)
+			return syncproto.Errorf("unexpected %s message on a lane", typ)
 		}
-		seq, off, data, err := parseLaneData(payload)
+		seq, off, data, err := syncproto.ParseLaneData(payload)
 		if err != nil {
 			t.fail()
 			return err
 		}
-		if typ == MsgLaneDataZstd {
+		if typ == syncproto.MsgLaneDataZstd {
 			if !t.zstd {
 				t.fail()
-				return protoErrf("compressed data without the zstd feature")
+				return syncproto.Errorf("compressed data without the zstd feature")
 			}
-			if data, err = dec.decompress(data); err != nil {
+			if data, err = dec.Decompress(data); err != nil {
 				t.fail()
 				return err
 			}
 		}
-		if len(data) > ChunkSize {
+		if len(data) > syncproto.ChunkSize {
 			t.fail()
-			return protoErrf("lane data chunk of %d bytes exceeds %d", len(data), ChunkSize)
+			return syncproto.Errorf("lane data chunk of %d bytes exceeds %d", len(data), syncproto.ChunkSize)
 		}
-		buf := chunkPool.Get().(*[]byte)
+		buf := syncproto.GetChunk()
 		if err := t.deliver(seq, chunk{buf: buf, n: copy(*buf, data), off: off}); err != nil {
-			chunkPool.Put(buf)
-			var pe *ProtocolError
+			syncproto.PutChunk(buf)
+			var pe *syncproto.ProtocolError
 			if errors.As(err, &pe) {
 				t.fail()
 				return err
@@ -235,7 +232,7 @@ func serveLane(ctx context.Context, fr *frameReader, fw *frameWriter, payload []
 
 // writeLaned writes a laned file: chunks from the lanes at their offsets,
 // until FileEnd has come and its Size bytes have.
-func (s *server) writeLaned(j *writeJob) (int64, error) {
+func (s *session) writeLaned(j *writeJob) (int64, error) {
 	t := s.lanes
 	defer t.finish(j.seq)
 	pf, werr := s.create(&j.op, nil)
@@ -245,7 +242,7 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 		}
 	}()
 	var received int64
-	var end *FileEnd
+	var end *syncproto.FileEnd
 	for end == nil || received < end.Size {
 		var c chunk
 		select {
@@ -264,10 +261,10 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 					pf = nil
 				}
 			}
-			chunkPool.Put(c.buf)
+			syncproto.PutChunk(c.buf)
 		}
 		if end != nil && (received > end.Size || (c.end == nil && c.off+int64(c.n) > end.Size)) {
-			return 0, protoErrf("write %q: more content than the %d bytes its file end announces", j.op.Path, end.Size)
+			return 0, syncproto.Errorf("write %q: more content than the %d bytes its file end announces", j.op.Path, end.Size)
 		}
 	}
 	if werr != nil {
@@ -277,7 +274,7 @@ func (s *server) writeLaned(j *writeJob) (int64, error) {
 		return 0, fmt.Errorf("the client could not read the file: %s", end.Abort)
 	}
 	if pf.Size() != end.Size {
-		return 0, protoErrf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
+		return 0, syncproto.Errorf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
 	}
 	err := pf.Commit()
 	pf = nil

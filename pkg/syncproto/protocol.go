@@ -1,14 +1,12 @@
-package filesync
+package syncproto
 
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
-	"unicode/utf8"
 )
 
 // Wire format
@@ -40,14 +38,14 @@ const (
 	MaxPathLen = 4096
 	// maxNameLen bounds one path component (NAME_MAX).
 	maxNameLen = 255
-	// maxHashPaths bounds the paths of one hash request.
-	maxHashPaths = 1024
+	// MaxHashPaths bounds the paths of one hash request.
+	MaxHashPaths = 1024
 
 	// FeatureZstd: data chunks may be zstd-compressed.
 	FeatureZstd = "zstd"
 	// FeatureLanes: file content may travel on lanes, extra channels of
 	// the same SSH connection that the session's LaneToken attaches (see
-	// lanes.go).
+	// pkg/syncserver/lanes.go).
 	FeatureLanes = "lanes"
 	// MaxLanes bounds the lanes of one session.
 	MaxLanes = 8
@@ -114,39 +112,44 @@ type ProtocolError struct{ Msg string }
 
 func (e *ProtocolError) Error() string { return "devsync protocol: " + e.Msg }
 
-func protoErrf(format string, args ...any) error {
+// Errorf returns a *ProtocolError.
+func Errorf(format string, args ...any) error {
 	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// frameReader reads frames into a reused buffer.
-type frameReader struct {
+// FrameReader reads frames into a reused buffer.
+type FrameReader struct {
 	r   *bufio.Reader
 	buf []byte
 }
 
-func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 64<<10)}
+// NewFrameReader reads frames from r through a 64 KiB buffer.
+func NewFrameReader(r io.Reader) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
-// next returns the next frame; the payload is valid until the next call.
-func (fr *frameReader) next() (MsgType, []byte, error) {
+// Next returns the next frame; the payload is valid until the next call.
+// A frame that is empty, larger than MaxFrameSize or of an unknown type is
+// a *ProtocolError; the end of r inside a frame is io.ErrUnexpectedEOF, at
+// a frame boundary io.EOF.
+func (fr *FrameReader) Next() (MsgType, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(fr.r, hdr[:4]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
 	if n == 0 {
-		return 0, nil, protoErrf("empty frame")
+		return 0, nil, Errorf("empty frame")
 	}
 	if n > MaxFrameSize {
-		return 0, nil, protoErrf("frame of %d bytes exceeds the limit of %d bytes", n, MaxFrameSize)
+		return 0, nil, Errorf("frame of %d bytes exceeds the limit of %d bytes", n, MaxFrameSize)
 	}
 	if _, err := io.ReadFull(fr.r, hdr[4:5]); err != nil {
 		return 0, nil, unexpectedEOF(err)
 	}
 	t := MsgType(hdr[4])
 	if !t.Known() {
-		return t, nil, protoErrf("unknown message type %d", byte(t))
+		return t, nil, Errorf("unknown message type %d", byte(t))
 	}
 	if cap(fr.buf) < int(n-1) {
 		fr.buf = make([]byte, n-1, max(int(n-1), 64<<10))
@@ -165,18 +168,20 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// frameWriter writes frames through a buffer; flush sends them.
-type frameWriter struct {
+// FrameWriter writes frames through a buffer; flush sends them.
+type FrameWriter struct {
 	w   *bufio.Writer
 	enc wbuf
-	n   int64 // bytes written, for statistics
+	n   int64 // bytes written, for statistics (Written)
 }
 
-func newFrameWriter(w io.Writer) *frameWriter {
-	return &frameWriter{w: bufio.NewWriterSize(w, 64<<10)}
+// NewFrameWriter writes frames to w through a 64 KiB buffer.
+func NewFrameWriter(w io.Writer) *FrameWriter {
+	return &FrameWriter{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
-func (fw *frameWriter) writeRaw(t MsgType, payload []byte) error {
+// WriteRaw writes one frame of type t with payload as it is (data frames).
+func (fw *FrameWriter) WriteRaw(t MsgType, payload []byte) error {
 	if len(payload)+1 > MaxFrameSize {
 		return fmt.Errorf("devsync protocol: %s message of %d bytes exceeds the frame limit", t, len(payload))
 	}
@@ -191,8 +196,8 @@ func (fw *frameWriter) writeRaw(t MsgType, payload []byte) error {
 	return err
 }
 
-// writeParts writes one frame whose payload is a followed by b.
-func (fw *frameWriter) writeParts(t MsgType, a, b []byte) error {
+// WriteParts writes one frame whose payload is a followed by b.
+func (fw *FrameWriter) WriteParts(t MsgType, a, b []byte) error {
 	n := len(a) + len(b)
 	if n+1 > MaxFrameSize {
 		return fmt.Errorf("devsync protocol: %s message of %d bytes exceeds the frame limit", t, n)
@@ -211,27 +216,37 @@ func (fw *frameWriter) writeParts(t MsgType, a, b []byte) error {
 	return err
 }
 
-// write encodes m and writes it as one frame.
-func (fw *frameWriter) write(m message) error {
+// Write encodes m and writes it as one frame.
+func (fw *FrameWriter) Write(m Message) error {
 	fw.enc = fw.enc[:0]
 	m.encode(&fw.enc)
-	return fw.writeRaw(m.msgType(), fw.enc)
+	return fw.WriteRaw(m.MsgType(), fw.enc)
 }
 
-func (fw *frameWriter) flush() error { return fw.w.Flush() }
+// Flush sends the buffered frames.
+func (fw *FrameWriter) Flush() error { return fw.w.Flush() }
 
-// message is a control message.
-type message interface {
-	msgType() MsgType
+// Written is the number of bytes of the frames written so far (buffered
+// or sent), for statistics.
+func (fw *FrameWriter) Written() int64 { return fw.n }
+
+// Message is a control message: one of the message structs of this
+// package (the set is closed).
+type Message interface {
+	// MsgType is the frame type the message travels as.
+	MsgType() MsgType
 	encode(*wbuf)
 	decode(*rbuf)
 }
 
-func decodeMsg(m message, payload []byte) error {
+// Decode decodes payload into m. It is strict: a malformed varint, a
+// string or a list beyond its limit, or trailing bytes are a
+// *ProtocolError.
+func Decode(m Message, payload []byte) error {
 	d := rbuf{b: payload}
 	m.decode(&d)
 	if d.err == nil && len(d.b) != 0 {
-		d.err = protoErrf("%s message has %d trailing bytes", m.msgType(), len(d.b))
+		d.err = Errorf("%s message has %d trailing bytes", m.MsgType(), len(d.b))
 	}
 	return d.err
 }
@@ -256,7 +271,7 @@ type rbuf struct {
 
 func (r *rbuf) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = protoErrf(format, args...)
+		r.err = Errorf(format, args...)
 	}
 }
 
@@ -330,7 +345,7 @@ type Hello struct {
 	Client string
 }
 
-func (*Hello) msgType() MsgType { return MsgHello }
+func (*Hello) MsgType() MsgType { return MsgHello }
 func (m *Hello) encode(w *wbuf) {
 	w.u(uint64(m.MinVersion))
 	w.u(uint64(m.MaxVersion))
@@ -360,7 +375,7 @@ type Welcome struct {
 	Agent string
 }
 
-func (*Welcome) msgType() MsgType { return MsgWelcome }
+func (*Welcome) MsgType() MsgType { return MsgWelcome }
 func (m *Welcome) encode(w *wbuf) {
 	w.u(uint64(m.Version))
 	w.ss(m.Features)
@@ -381,14 +396,14 @@ func (m *Welcome) decode(r *rbuf) {
 // ErrorMsg is a fatal error: the sender ends the session after it.
 type ErrorMsg struct{ Message string }
 
-func (*ErrorMsg) msgType() MsgType { return MsgError }
+func (*ErrorMsg) MsgType() MsgType { return MsgError }
 func (m *ErrorMsg) encode(w *wbuf) { w.s(m.Message) }
 func (m *ErrorMsg) decode(r *rbuf) { m.Message = r.s(64 << 10) }
 
 // ListReq asks for a listing of Path (relative to Dest; "" for all).
 type ListReq struct{ Path string }
 
-func (*ListReq) msgType() MsgType { return MsgList }
+func (*ListReq) MsgType() MsgType { return MsgList }
 func (m *ListReq) encode(w *wbuf) { w.s(m.Path) }
 func (m *ListReq) decode(r *rbuf) { m.Path = r.s(MaxPathLen) }
 
@@ -429,9 +444,10 @@ type Entry struct {
 // ListEntries carries a part of a listing (agent -> client).
 type ListEntries struct{ Entries []Entry }
 
-const maxListEntries = 4096
+// MaxListEntries bounds the entries of one ListEntries message.
+const MaxListEntries = 4096
 
-func (*ListEntries) msgType() MsgType { return MsgListEntries }
+func (*ListEntries) MsgType() MsgType { return MsgListEntries }
 func (m *ListEntries) encode(w *wbuf) {
 	w.u(uint64(len(m.Entries)))
 	for _, e := range m.Entries {
@@ -445,7 +461,7 @@ func (m *ListEntries) encode(w *wbuf) {
 }
 func (m *ListEntries) decode(r *rbuf) {
 	n := r.u()
-	if n > maxListEntries {
+	if n > MaxListEntries {
 		r.fail("listing of %d entries in one frame", n)
 		return
 	}
@@ -462,16 +478,16 @@ type ListEnd struct {
 	Error string
 }
 
-func (*ListEnd) msgType() MsgType { return MsgListEnd }
+func (*ListEnd) MsgType() MsgType { return MsgListEnd }
 func (m *ListEnd) encode(w *wbuf) { w.u(uint64(m.Count)); w.s(m.Error) }
 func (m *ListEnd) decode(r *rbuf) { m.Count = int(r.u()); m.Error = r.s(64 << 10) }
 
 // HashReq asks for the SHA-256 of files (at most 1024 per request).
 type HashReq struct{ Paths []string }
 
-func (*HashReq) msgType() MsgType { return MsgHash }
+func (*HashReq) MsgType() MsgType { return MsgHash }
 func (m *HashReq) encode(w *wbuf) { w.ss(m.Paths) }
-func (m *HashReq) decode(r *rbuf) { m.Paths = r.ss(maxHashPaths, MaxPathLen) }
+func (m *HashReq) decode(r *rbuf) { m.Paths = r.ss(MaxHashPaths, MaxPathLen) }
 
 // HashResult answers one path of a HashReq; HashEnd follows the last.
 type HashResult struct {
@@ -480,7 +496,7 @@ type HashResult struct {
 	Error string
 }
 
-func (*HashResult) msgType() MsgType { return MsgHashResult }
+func (*HashResult) MsgType() MsgType { return MsgHashResult }
 func (m *HashResult) encode(w *wbuf) {
 	w.s(m.Path)
 	w.s(string(m.Sum[:]))
@@ -496,11 +512,12 @@ func (m *HashResult) decode(r *rbuf) {
 	m.Error = r.s(64 << 10)
 }
 
-type hashEnd struct{}
+// HashEnd follows the last HashResult of a HashReq (agent -> client).
+type HashEnd struct{}
 
-func (*hashEnd) msgType() MsgType { return MsgHashEnd }
-func (*hashEnd) encode(*wbuf)     {}
-func (*hashEnd) decode(*rbuf)     {}
+func (*HashEnd) MsgType() MsgType { return MsgHashEnd }
+func (*HashEnd) encode(*wbuf)     {}
+func (*HashEnd) decode(*rbuf)     {}
 
 // Begin starts a batch of operations.
 type Begin struct {
@@ -508,7 +525,7 @@ type Begin struct {
 	Count int
 }
 
-func (*Begin) msgType() MsgType { return MsgBegin }
+func (*Begin) MsgType() MsgType { return MsgBegin }
 func (m *Begin) encode(w *wbuf) { w.u(m.ID); w.u(uint64(m.Count)) }
 func (m *Begin) decode(r *rbuf) { m.ID = r.u(); m.Count = int(r.u()) }
 
@@ -560,7 +577,7 @@ type Op struct {
 	Open func() (io.ReadCloser, error)
 }
 
-func (*Op) msgType() MsgType { return MsgOp }
+func (*Op) MsgType() MsgType { return MsgOp }
 func (m *Op) encode(w *wbuf) {
 	w.u(uint64(m.Kind))
 	w.s(m.Path)
@@ -580,13 +597,14 @@ func (m *Op) decode(r *rbuf) {
 	m.Size = r.i()
 }
 
-// validate checks an operation received by the agent.
-func (m *Op) validate() error {
+// Validate checks an operation received by the agent: its paths
+// (ValidatePath), mode bits, kind and size.
+func (m *Op) Validate() error {
 	if err := ValidatePath(m.Path); err != nil {
 		return err
 	}
 	if m.Mode&^0o7777 != 0 {
-		return protoErrf("%s %q: invalid mode %o", m.Kind, m.Path, m.Mode)
+		return Errorf("%s %q: invalid mode %o", m.Kind, m.Path, m.Mode)
 	}
 	switch m.Kind {
 	case OpWrite, OpMkdir, OpDelete, OpChmod, OpChtimes:
@@ -596,13 +614,13 @@ func (m *Op) validate() error {
 		}
 	case OpSymlink:
 		if m.Target == "" || strings.IndexByte(m.Target, 0) >= 0 {
-			return protoErrf("symlink %q: empty target or NUL byte in the target", m.Path)
+			return Errorf("symlink %q: empty target or NUL byte in the target", m.Path)
 		}
 	default:
-		return protoErrf("unknown operation %d for %q", byte(m.Kind), m.Path)
+		return Errorf("unknown operation %d for %q", byte(m.Kind), m.Path)
 	}
 	if m.Size < 0 {
-		return protoErrf("%s %q: negative size", m.Kind, m.Path)
+		return Errorf("%s %q: negative size", m.Kind, m.Path)
 	}
 	return nil
 }
@@ -614,7 +632,7 @@ type LaneToken struct {
 	Max   int
 }
 
-func (*LaneToken) msgType() MsgType { return MsgLaneToken }
+func (*LaneToken) MsgType() MsgType { return MsgLaneToken }
 func (m *LaneToken) encode(w *wbuf) { w.s(m.Token); w.u(uint64(m.Max)) }
 func (m *LaneToken) decode(r *rbuf) { m.Token = r.s(64); m.Max = int(r.u()) }
 
@@ -622,15 +640,16 @@ func (m *LaneToken) decode(r *rbuf) { m.Token = r.s(64); m.Max = int(r.u()) }
 // answers LaneWelcome, or Error for an unknown token.
 type LaneHello struct{ Token string }
 
-func (*LaneHello) msgType() MsgType { return MsgLaneHello }
+func (*LaneHello) MsgType() MsgType { return MsgLaneHello }
 func (m *LaneHello) encode(w *wbuf) { w.s(m.Token) }
 func (m *LaneHello) decode(r *rbuf) { m.Token = r.s(64) }
 
-type laneWelcome struct{}
+// LaneWelcome accepts a lane (agent -> client, on the lane).
+type LaneWelcome struct{}
 
-func (*laneWelcome) msgType() MsgType { return MsgLaneWelcome }
-func (*laneWelcome) encode(*wbuf)     {}
-func (*laneWelcome) decode(*rbuf)     {}
+func (*LaneWelcome) MsgType() MsgType { return MsgLaneWelcome }
+func (*LaneWelcome) encode(*wbuf)     {}
+func (*LaneWelcome) decode(*rbuf)     {}
 
 // LanedOp is a write whose content travels on the session's lanes as
 // LaneData frames tagged with Seq (strictly increasing within a session);
@@ -640,25 +659,28 @@ type LanedOp struct {
 	Op  Op
 }
 
-func (*LanedOp) msgType() MsgType { return MsgLanedOp }
+func (*LanedOp) MsgType() MsgType { return MsgLanedOp }
 func (m *LanedOp) encode(w *wbuf) { w.u(m.Seq); m.Op.encode(w) }
 func (m *LanedOp) decode(r *rbuf) { m.Seq = r.u(); m.Op.decode(r) }
 
-// laneDataHeader prefixes the content of a LaneData frame: the laned
-// write's Seq and the chunk's offset in the file.
-func appendLaneDataHeader(b []byte, seq uint64, off int64) []byte {
+// AppendLaneDataHeader appends the header of a LaneData (or LaneDataZstd)
+// frame to b: the laned write's Seq and the chunk's offset in the file.
+// The chunk follows it in the frame.
+func AppendLaneDataHeader(b []byte, seq uint64, off int64) []byte {
 	b = binary.AppendUvarint(b, seq)
 	return binary.AppendUvarint(b, uint64(off))
 }
 
-func parseLaneData(payload []byte) (seq uint64, off int64, data []byte, err error) {
+// ParseLaneData splits a LaneData payload into its header and its data
+// (a sub-slice of payload).
+func ParseLaneData(payload []byte) (seq uint64, off int64, data []byte, err error) {
 	seq, n := binary.Uvarint(payload)
 	if n <= 0 {
-		return 0, 0, nil, protoErrf("malformed lane data header")
+		return 0, 0, nil, Errorf("malformed lane data header")
 	}
 	o, m := binary.Uvarint(payload[n:])
 	if m <= 0 || o > 1<<50 {
-		return 0, 0, nil, protoErrf("malformed lane data offset")
+		return 0, 0, nil, Errorf("malformed lane data offset")
 	}
 	return seq, int64(o), payload[n+m:], nil
 }
@@ -670,14 +692,14 @@ type FileEnd struct {
 	Abort string
 }
 
-func (*FileEnd) msgType() MsgType { return MsgFileEnd }
+func (*FileEnd) MsgType() MsgType { return MsgFileEnd }
 func (m *FileEnd) encode(w *wbuf) { w.i(m.Size); w.s(m.Abort) }
 func (m *FileEnd) decode(r *rbuf) { m.Size = r.i(); m.Abort = r.s(64 << 10) }
 
 // Commit ends a batch; the agent answers with Result.
 type Commit struct{ ID uint64 }
 
-func (*Commit) msgType() MsgType { return MsgCommit }
+func (*Commit) MsgType() MsgType { return MsgCommit }
 func (m *Commit) encode(w *wbuf) { w.u(m.ID) }
 func (m *Commit) decode(r *rbuf) { m.ID = r.u() }
 
@@ -700,9 +722,11 @@ type Result struct {
 	Errors  []ItemError
 }
 
-const maxResultErrors = 256 // more errors are counted, not listed
+// MaxResultErrors bounds the errors listed in one Result; more are
+// counted, not listed.
+const MaxResultErrors = 256
 
-func (*Result) msgType() MsgType { return MsgResult }
+func (*Result) MsgType() MsgType { return MsgResult }
 func (m *Result) encode(w *wbuf) {
 	w.u(m.ID)
 	w.u(uint64(m.Applied))
@@ -721,7 +745,7 @@ func (m *Result) decode(r *rbuf) {
 	m.Applied = int(r.u())
 	m.Bytes = r.i()
 	n := r.u()
-	if n > maxResultErrors {
+	if n > MaxResultErrors {
 		r.fail("result with %d errors", n)
 		return
 	}
@@ -738,7 +762,7 @@ type Action struct {
 	Args []string
 }
 
-func (*Action) msgType() MsgType { return MsgAction }
+func (*Action) MsgType() MsgType { return MsgAction }
 func (m *Action) encode(w *wbuf) { w.s(m.Kind); w.ss(m.Args) }
 func (m *Action) decode(r *rbuf) { m.Kind = r.s(32); m.Args = r.ss(256, 64<<10) }
 
@@ -748,7 +772,7 @@ type ActionResult struct {
 	Output string
 }
 
-func (*ActionResult) msgType() MsgType { return MsgActionResult }
+func (*ActionResult) MsgType() MsgType { return MsgActionResult }
 func (m *ActionResult) encode(w *wbuf) { w.s(m.Error); w.s(m.Output) }
 func (m *ActionResult) decode(r *rbuf) { m.Error = r.s(64 << 10); m.Output = r.s(512 << 10) }
 
@@ -764,46 +788,36 @@ func b2u(b bool) uint64 {
 func ValidatePath(p string) error {
 	switch {
 	case p == "" || p == ".":
-		return protoErrf("empty path")
+		return Errorf("empty path")
 	case len(p) > MaxPathLen:
-		return protoErrf("path of %d bytes exceeds %d", len(p), MaxPathLen)
+		return Errorf("path of %d bytes exceeds %d", len(p), MaxPathLen)
 	case strings.IndexByte(p, 0) >= 0:
-		return protoErrf("path %q contains a NUL byte", p)
+		return Errorf("path %q contains a NUL byte", p)
 	case strings.HasPrefix(p, "/"):
-		return protoErrf("absolute path %q refused", p)
+		return Errorf("absolute path %q refused", p)
 	case path.Clean(p) != p:
-		return protoErrf("path %q is not clean", p)
+		return Errorf("path %q is not clean", p)
 	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
-			return protoErrf("path %q climbs out with \"..\"", p)
+			return Errorf("path %q climbs out with \"..\"", p)
 		}
 		if len(c) > maxNameLen {
-			return protoErrf("path %q has a component longer than %d bytes", p, maxNameLen)
+			return Errorf("path %q has a component longer than %d bytes", p, maxNameLen)
 		}
 	}
 	return nil
 }
 
-// validateDest checks the destination of a Hello: absolute and clean.
-func validateDest(d string) error {
+// ValidateDest checks the destination of a Hello: absolute and clean.
+func ValidateDest(d string) error {
 	switch {
 	case d == "":
 		return nil
 	case len(d) > MaxPathLen, strings.IndexByte(d, 0) >= 0:
-		return protoErrf("destination %q is too long or contains a NUL byte", d)
+		return Errorf("destination %q is too long or contains a NUL byte", d)
 	case !strings.HasPrefix(d, "/"):
-		return protoErrf("destination %q must be an absolute path in the app container", d)
+		return Errorf("destination %q must be an absolute path in the app container", d)
 	}
 	return nil
 }
-
-// displayPath quotes a path for messages when it has unusual characters.
-func displayPath(p string) string {
-	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\t\"") {
-		return fmt.Sprintf("%q", p)
-	}
-	return p
-}
-
-var errClosed = errors.New("devsync connection closed")

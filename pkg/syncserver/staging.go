@@ -1,6 +1,6 @@
 //go:build linux
 
-package filesync
+package syncserver
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ import (
 
 // stagedPath returns where full is while the batch builds it: inside the
 // staged copy of a new directory above it (true), or full itself.
-func (s *server) stagedPath(full string) (string, bool) {
+func (s *session) stagedPath(full string) (string, bool) {
 	s.stagedMu.Lock()
 	defer s.stagedMu.Unlock()
 	if len(s.staged) == 0 {
@@ -50,7 +50,7 @@ func (s *server) stagedPath(full string) (string, bool) {
 // stage starts the new directory full under a hidden name. It reports
 // false, and does nothing, when full is not new (it exists, or its parent
 // does not) or the filesystem refuses: the caller makes it in place.
-func (s *server) stage(full string, mode fs.FileMode) bool {
+func (s *session) stage(full string, mode fs.FileMode) bool {
 	fsys := s.root.FS
 	if _, err := fsys.Lstat(full); !errors.Is(err, fs.ErrNotExist) {
 		return false
@@ -75,7 +75,7 @@ func (s *server) stage(full string, mode fs.FileMode) bool {
 // publish puts every staged directory in place. A directory that cannot be
 // published is removed with its staged copy's content (the next sync sends
 // it again) and reported. Call it with no write in flight.
-func (s *server) publish() error {
+func (s *session) publish() error {
 	s.stagedMu.Lock()
 	order, staged := s.stagedOrder, s.staged
 	s.staged, s.stagedOrder = nil, nil

@@ -1,0 +1,111 @@
+//go:build linux
+
+package syncserver_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
+)
+
+// TestWithLanes runs the engine's end-to-end tests again with file content
+// on three lanes: trees, ordering, a file larger than memory allows, errors.
+func TestWithLanes(t *testing.T) {
+	testLanes, testLaneMin = 3, -1
+	defer func() { testLanes, testLaneMin = 0, 0 }()
+	t.Run("RoundTrip", TestRoundTrip)
+	t.Run("HostileSymlinkInApp", TestHostileSymlinkInApp)
+	t.Run("BatchOrder", TestBatchOrderWithConcurrentWriters)
+	t.Run("LargeFileBoundedMemory", TestLargeFileBoundedMemory)
+}
+
+// TestLanesCarryOnlyLargeFiles: small files go inline, a file of
+// LaneMinSize or more on the lanes.
+func TestLanesCarryOnlyLargeFiles(t *testing.T) {
+	testLanes = 2
+	defer func() { testLanes = 0 }()
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	big := strings.Repeat("x", filesync.LaneMinSize)
+	for _, tt := range []struct {
+		name, content string
+		laned         bool
+	}{{"small", "a small file", false}, {"big", big, true}} {
+		before := laneCount.sent.Load()
+		ops := []syncproto.Op{{Kind: syncproto.OpWrite, Path: tt.name, Mode: 0o644, Size: int64(len(tt.content)), Open: content(tt.content)}}
+		if res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+			t.Fatal(err, res.Errors)
+		}
+		if laned := laneCount.sent.Load() > before; laned != tt.laned {
+			t.Errorf("%s file: on the lanes %v, want %v", tt.name, laned, tt.laned)
+		}
+		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", tt.name)); string(b) != tt.content {
+			t.Errorf("%s file: %d bytes arrived", tt.name, len(b))
+		}
+	}
+}
+
+// TestLaneRefused: a session whose lanes cannot be opened works without
+// them and says why.
+func TestLaneRefused(t *testing.T) {
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, filesync.ClientOptions{Lanes: 2, OpenLane: func() (io.ReadWriteCloser, error) {
+		return nil, os.ErrPermission
+	}})
+	if n, err := c.Lanes(); n != 0 || err == nil {
+		t.Fatalf("lanes %d, %v; want none and the reason", n, err)
+	}
+	res, err := c.Apply(context.Background(), []syncproto.Op{{Kind: syncproto.OpWrite, Path: "f", Mode: 0o644, Open: content("without lanes")}}, filesync.ApplyOptions{})
+	if err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if b, _ := os.ReadFile(filepath.Join(appRoot, "app", "f")); string(b) != "without lanes" {
+		t.Errorf("f = %q", b)
+	}
+}
+
+// TestLanesOpenInTheBackground: a batch of small files does not wait for
+// the lanes to open (they take round trips that a sync of small files
+// does not need); a large file waits for them and goes on them.
+func TestLanesOpenInTheBackground(t *testing.T) {
+	gate := make(chan struct{})
+	testLanes, testLaneGate = 2, gate
+	laneCount.opened.Store(0)
+	defer func() { testLanes, testLaneGate = 0, nil }()
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	ops := []syncproto.Op{{Kind: syncproto.OpWrite, Path: "small", Mode: 0o644, Size: 5, Open: content("small")}}
+	if res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if n := laneCount.opened.Load(); n != 0 {
+		t.Fatalf("%d lanes opened while their opening was held", n)
+	}
+	close(gate)
+	if n, err := c.Lanes(); n != 2 {
+		t.Fatalf("%d lanes, %v", n, err)
+	}
+	before := laneCount.sent.Load()
+	big := strings.Repeat("x", filesync.LaneMinSize)
+	ops = []syncproto.Op{{Kind: syncproto.OpWrite, Path: "big", Mode: 0o644, Size: int64(len(big)), Open: content(big)}}
+	if res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{}); err != nil || len(res.Errors) > 0 {
+		t.Fatal(err, res.Errors)
+	}
+	if laneCount.sent.Load() == before {
+		t.Error("the large file did not travel on the lanes")
+	}
+	for name, want := range map[string]string{"small": "small", "big": big} {
+		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", name)); string(b) != want {
+			t.Errorf("%s: %d bytes arrived", name, len(b))
+		}
+	}
+}
