@@ -8,7 +8,7 @@
 // It imports nothing of the project, so that the laptop's binaries
 // (kubectl-devpatch, kubectl-devssh, kubectl-devsync) and the agent's
 // (devagent) can both stand on it without importing each other; see
-// TestLaptopBinariesDoNotLinkTheAgent in pkg/cmd/cli.
+// TestTowers beside this file.
 package wire
 
 // Port is the TCP port the agent's SSH server listens on, on 127.0.0.1 only.

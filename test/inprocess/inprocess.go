@@ -192,6 +192,10 @@ func (a *Agent) Factory(t testing.TB) *cmdtesting.TestFactory {
 		GroupVersion:         schema.GroupVersion{Version: "v1"},
 		NegotiatedSerializer: scheme.Codecs.WithoutConversion(),
 		Client: fake.CreateHTTPClient(func(req *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(req.URL.Path, "/namespaces/"+Namespace) {
+				// The builder checks the namespace of an object it did not find.
+				return ok200(codec, &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}, ObjectMeta: metav1.ObjectMeta{Name: Namespace}}), nil
+			}
 			_, rest, ok := strings.Cut(req.URL.Path, "/namespaces/"+Namespace+"/")
 			if !ok || req.Method != http.MethodGet {
 				return status(codec, http.StatusNotFound, req.URL.Path), nil
