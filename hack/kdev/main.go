@@ -1,10 +1,11 @@
 // Command kdev is the project's test-bed tool: it builds and runs a real
 // single-node Kubernetes cluster, a local OCI registry and the test images,
-// without Docker. See docs/testing.md.
+// without Docker. See hack/README.md and docs/testing.md.
 //
-//	kdev cluster up|down|status
+//	kdev cluster up|down|status|env
 //	kdev registry serve
 //	kdev images build
+//	kdev demo
 package main
 
 import (

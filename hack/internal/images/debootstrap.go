@@ -23,37 +23,40 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
-// Debian root filesystem of the demo-python image.
+// The Debian root filesystem of the demo-python image, made with debootstrap
+// and cached as an image layer. (Nothing to do with pkg/rootfs, which is the
+// agent's file access inside a container's root.)
 const (
 	debianSuite = "bookworm"
-	// rootfsRecipe changes when the way the root filesystem is made or
+	// debianRecipe changes when the way the root filesystem is made or
 	// trimmed changes, so that the cached layer is made again.
-	rootfsRecipe = "debootstrap-minbase-trim-v1"
+	debianRecipe = "debootstrap-minbase-trim-v1"
 )
 
-// rootfsPackages are added to the minbase variant.
+// debianPackages are added to the minbase variant.
 // rsync is there for `rsync -e ssh` through kubectl devssh, as in an app image
 // a developer would rsync to.
-var rootfsPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog", "rsync"}
+var debianPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog", "rsync"}
 
 // DebianMirror is where debootstrap fetches packages (KDEV_DEBIAN_MIRROR).
 func DebianMirror() string {
 	return testbed.Getenv("KDEV_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 }
 
-// rootfsKey names the cached root filesystem layer after everything it is made from.
-func rootfsKey() string {
-	pkgs := append([]string(nil), rootfsPackages...)
+// debianLayerKey names the cached root filesystem layer after everything it is made from.
+func debianLayerKey() string {
+	pkgs := append([]string(nil), debianPackages...)
 	sort.Strings(pkgs)
-	sum := sha256.Sum256([]byte(strings.Join([]string{rootfsRecipe, debianSuite, DebianMirror(), strings.Join(pkgs, ",")}, "\n")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{debianRecipe, debianSuite, DebianMirror(), strings.Join(pkgs, ",")}, "\n")))
+	// The "rootfs-" prefix names layers already cached on machines: kept.
 	return "rootfs-" + debianSuite + "-" + hex.EncodeToString(sum[:8])
 }
 
-// debianRootfs returns the layer of a Debian root filesystem with Python, Pyramid,
+// debianLayer returns the layer of a Debian root filesystem with Python, Pyramid,
 // Waitress and Watchdog. It is made once per machine with debootstrap (a few
 // minutes, as root) and then taken from the cache.
-func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
-	key := rootfsKey()
+func debianLayer(ctx context.Context, out io.Writer) (v1.Layer, error) {
+	key := debianLayerKey()
 	if l := cachedLayer(key); l != nil {
 		return l, nil
 	}
@@ -79,7 +82,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 		return nil, fmt.Errorf("debootstrap not found: apt-get install debootstrap")
 	}
 
-	work, err := os.MkdirTemp(cacheDir(), "rootfs-")
+	work, err := os.MkdirTemp(cacheDir(), "debootstrap-")
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +98,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 	start := time.Now()
 	fmt.Fprintf(out, "making Debian %s root filesystem with debootstrap (a few minutes, once per machine), log %s\n", debianSuite, logPath)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
-		"--include="+strings.Join(rootfsPackages, ","), debianSuite, root, DebianMirror())
+		"--include="+strings.Join(debianPackages, ","), debianSuite, root, DebianMirror())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
 	// On cancel, stop debootstrap and the dpkg it runs in the chroot.
@@ -108,7 +111,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 	if err := unmountUnder(root); err != nil {
 		return nil, err
 	}
-	if err := trimRootfs(root); err != nil {
+	if err := trimDebian(root); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "debootstrap done in %s, packing the layer\n", time.Since(start).Round(time.Second))
@@ -142,9 +145,9 @@ func skipVirtual(rel string, d fs.DirEntry) bool {
 	return d.Type()&(fs.ModeDevice|fs.ModeCharDevice) != 0
 }
 
-// trimRootfs removes apt's caches and lists, documentation, logs and other
+// trimDebian removes apt's caches and lists, documentation, logs and other
 // files an image does not need.
-func trimRootfs(root string) error {
+func trimDebian(root string) error {
 	for _, pattern := range []string{
 		"var/cache/apt/*", "var/cache/debconf/*-old", "var/lib/apt/lists/*",
 		"usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "usr/share/lintian/*",
