@@ -37,7 +37,11 @@ func usage() {
 	}
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the subcommand and returns the exit code (deferred calls run
+// before main exits).
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
@@ -49,10 +53,11 @@ func main() {
 		fn, args = subcommands[args[0]], args[1:]
 	default:
 		usage()
-		os.Exit(2)
+		return 2
 	}
 	if err := fn(ctx, args); err != nil {
 		fmt.Fprintln(os.Stderr, "kdev: "+err.Error())
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

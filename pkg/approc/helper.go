@@ -3,6 +3,7 @@
 package approc
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ func HelperMain(args []string, stdin io.Reader, stdout io.WriteCloser, log io.Wr
 		fmt.Fprintln(log, "sftp-in-app:", err)
 		return 1
 	}
-	if err := srv.Serve(); err != nil && err != io.EOF {
+	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		fmt.Fprintln(log, "sftp-in-app:", err)
 		return 1
 	}

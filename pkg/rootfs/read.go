@@ -141,7 +141,7 @@ func (r *Root) Walk(dir string, fn WalkFunc) error {
 		return err
 	}
 	err = walkFd(d, dir, "", fn)
-	if err == fs.SkipDir {
+	if errors.Is(err, fs.SkipDir) {
 		err = nil
 	}
 	return err
@@ -173,7 +173,7 @@ func walkFd(d *os.File, absName, rel string, fn WalkFunc) error {
 			}
 		}
 		err := fn(childRel, info, target, nil)
-		if err == fs.SkipDir {
+		if errors.Is(err, fs.SkipDir) {
 			if info.IsDir() {
 				continue
 			}
@@ -187,13 +187,13 @@ func walkFd(d *os.File, absName, rel string, fn WalkFunc) error {
 		}
 		cfd, err := unix.Openat(dfd, info.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			if err := fn(childRel, info, "", pathErr("open", childRel, err)); err != nil && err != fs.SkipDir {
+			if err := fn(childRel, info, "", pathErr("open", childRel, err)); err != nil && !errors.Is(err, fs.SkipDir) {
 				return err
 			}
 			continue
 		}
 		if err := walkFd(os.NewFile(uintptr(cfd), childRel), path.Join(absName, info.Name()), childRel, fn); err != nil {
-			if err == fs.SkipDir {
+			if errors.Is(err, fs.SkipDir) {
 				continue
 			}
 			return err

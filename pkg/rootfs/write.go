@@ -243,7 +243,7 @@ func (p *PendingFile) Commit() error {
 			err = pathErr("close", p.name, e)
 		}
 		if err != nil {
-			unix.Unlinkat(p.dirfd, p.base, 0)
+			_ = unix.Unlinkat(p.dirfd, p.base, 0)
 		}
 		return err
 	}
@@ -278,7 +278,7 @@ func (p *PendingFile) Commit() error {
 		err = pathErr("close", p.name, e)
 	}
 	if err != nil && p.tmp != "" {
-		unix.Unlinkat(p.dirfd, p.tmp, 0)
+		_ = unix.Unlinkat(p.dirfd, p.tmp, 0)
 	}
 	return err
 }
@@ -365,7 +365,7 @@ func (r *Root) WriteFile(name string, src io.Reader, opts WriteOptions) (int64, 
 	buf := make([]byte, 128<<10)
 	n, err := io.CopyBuffer(onlyWriter{p}, src, buf)
 	if err != nil {
-		p.Abort()
+		_ = p.Abort() // the copy's error is the one to report
 		return n, err
 	}
 	return n, p.Commit()
@@ -389,11 +389,11 @@ func (r *Root) Symlink(target, name string, owner Owner) error {
 		return pathErr("symlink", name, err)
 	}
 	if err := fchownat(pfd, tmp, owner); err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
+		_ = unix.Unlinkat(pfd, tmp, 0)
 		return pathErr("chown", name, err)
 	}
 	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
-		unix.Unlinkat(pfd, tmp, 0)
+		_ = unix.Unlinkat(pfd, tmp, 0)
 		return pathErr("symlink", name, err)
 	}
 	return nil

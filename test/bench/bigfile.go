@@ -54,7 +54,9 @@ func (b *bench) bigFile(ctx context.Context, pod *corev1.Pod, res *results) erro
 	// devsync of one folder into a new destination each round (the same
 	// file already there would not be sent again).
 	devsync := func(dir, dest string) (time.Duration, error) {
-		defer b.kubectl(context.Background(), nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "rm", "-rf", dest)
+		defer func() {
+			_, _ = b.kubectl(context.Background(), nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "rm", "-rf", dest)
+		}()
 		agent0, agentErr := b.agentCPU(ctx, pod.Name)
 		start := time.Now()
 		cmd := exec.CommandContext(ctx, b.env.Kubectl, "devsync", "-n", b.ns, dir, "deploy/demo", "--dest", dest, "--once", "-q")

@@ -52,8 +52,10 @@ var (
 	watchN  = flag.Int("watch-files", 100000, "files of the watched tree of the client-memory benchmark (100 per directory)")
 	// sourceTree: a tree of real source files, which compress (the random
 	// tree is the worst case). GOROOT/src is on every machine that builds
-	// the project.
-	sourceTree = flag.String("source-tree", filepath.Join(runtime.GOROOT(), "src"), "real source files for a second initial-sync set (--files of them, at most 64 KiB each, in path order); empty: none")
+	// the project; the benchmark runs where it was built (go run), so the
+	// build's GOROOT is there.
+	sourceTree = flag.String("source-tree", filepath.Join(runtime.GOROOT(), "src"), //nolint:staticcheck // SA1019: see above
+		"real source files for a second initial-sync set (--files of them, at most 64 KiB each, in path order); empty: none")
 )
 
 type bench struct {
@@ -100,7 +102,7 @@ func (b *bench) run(ctx context.Context) error {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	defer cs.CoreV1().Namespaces().Delete(context.Background(), b.ns, metav1.DeleteOptions{})
+	defer func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), b.ns, metav1.DeleteOptions{}) }()
 	d := b.env.DemoDeployment("demo", b.env.Image("demo-python", "latest"))
 	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 	if _, err := cs.AppsV1().Deployments(b.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {

@@ -29,7 +29,9 @@ func (b *bench) watchMem(ctx context.Context, pod *corev1.Pod, res *results) err
 	res.watchFiles, res.watchDirs = *watchN, dirs
 	b.logf("watch tree: %d files in %d directories, written in %s", *watchN, dirs, time.Since(start).Round(time.Millisecond))
 	const dest = "/srv/watchmem"
-	defer b.kubectl(context.Background(), nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "rm", "-rf", dest)
+	defer func() {
+		_, _ = b.kubectl(context.Background(), nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "rm", "-rf", dest)
+	}()
 	start = time.Now()
 	p, err := b.startWatch(ctx, 10*time.Minute, local, "deploy/demo", "--dest", dest)
 	if err != nil {
