@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kdev is the project's test-bed tool: it builds and runs a real
 // single-node Kubernetes cluster, a local OCI registry and the test images,
 // without Docker. See hack/README.md and docs/testing.md.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures kubectl devsync on the local cluster (make bench)
 // against the baselines the issue names, in the same run, and writes
 // docs/benchmarks.md:
