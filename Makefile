@@ -23,9 +23,29 @@ build: ## Build the plugins, the agent and the test-bed tool into bin/
 test: unit krew-validate e2e e2e-teardown ## Every test: unit, the krew manifests, then e2e on a real cluster
 
 .PHONY: unit
-unit: ## Fast tests of pure logic
+unit: ## Fast tests of pure logic, with the race detector (which needs cgo)
 	go vet ./...
-	go test -count=1 ./cmd/... ./pkg/... ./hack/...
+	CGO_ENABLED=1 go test -race -count=1 ./cmd/... ./pkg/... ./hack/...
+
+# golangci-lint is built once per machine into the tools cache, per version.
+KDEV_CACHE_DIR        ?= /var/cache/kubectl-dev
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT         := $(KDEV_CACHE_DIR)/tools/$(GOLANGCI_LINT_VERSION)/golangci-lint
+# krew's platforms: every one must at least compile, tests included.
+LINT_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+$(GOLANGCI_LINT):
+	mkdir -p $(dir $@)
+	GOBIN=$(dir $@) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## gofmt, go mod tidy, go vet on every krew platform, golangci-lint (.golangci.yml)
+	@files=$$(gofmt -l $$(git ls-files '*.go')); \
+	 if [ -n "$$files" ]; then echo "gofmt -l: not formatted:"; echo "$$files"; exit 1; fi
+	go mod tidy -diff
+	@set -e; for p in $(LINT_PLATFORMS); do \
+	  echo "GOOS=$${p%/*} GOARCH=$${p#*/} go vet ./..."; GOOS=$${p%/*} GOARCH=$${p#*/} go vet ./...; done
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: e2e
 e2e: build ## End-to-end tests on a real cluster (starts the local one when KUBECONFIG is unset)

@@ -1,10 +1,13 @@
+//go:build linux
+
 // Command kdev is the project's test-bed tool: it builds and runs a real
 // single-node Kubernetes cluster, a local OCI registry and the test images,
-// without Docker. See docs/testing.md.
+// without Docker. See hack/README.md and docs/testing.md.
 //
-//	kdev cluster up|down|status
+//	kdev cluster up|down|status|env
 //	kdev registry serve
 //	kdev images build
+//	kdev demo
 package main
 
 import (
@@ -36,7 +39,11 @@ func usage() {
 	}
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the subcommand and returns the exit code (deferred calls run
+// before main exits).
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
@@ -48,10 +55,11 @@ func main() {
 		fn, args = subcommands[args[0]], args[1:]
 	default:
 		usage()
-		os.Exit(2)
+		return 2
 	}
 	if err := fn(ctx, args); err != nil {
 		fmt.Fprintln(os.Stderr, "kdev: "+err.Error())
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -126,7 +126,7 @@ func ValidateManifests(ctx context.Context, log io.Writer, o options, arts []Art
 		return err
 	}
 	srv := &http.Server{Handler: http.FileServer(http.Dir(o.Out)), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns when srv is closed
 	defer srv.Close()
 	local := "http://" + ln.Addr().String()
 

@@ -21,10 +21,10 @@ func newHandler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte(new(big.Int).Add(x, y).String()))
+		_, _ = w.Write([]byte(new(big.Int).Add(x, y).String()))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok"))
+		_, _ = w.Write([]byte("ok"))
 	})
 	return mux
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command pause is the test bed's pod sandbox ("pause") process: it does
 // nothing but wait for SIGTERM or SIGINT, and reaps the zombies it inherits
 // as PID 1 of a pod that shares its process namespace.

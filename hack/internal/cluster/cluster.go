@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package cluster runs the project's real single-node Kubernetes cluster:
 // containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 // and a kubelet, built from pinned sources and started as detached processes

@@ -1,3 +1,5 @@
+//go:build linux
+
 package cluster
 
 import (
@@ -6,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,5 +90,42 @@ func TestExitedWaitsForEveryThread(t *testing.T) {
 	}
 	if h := portHolder(port); h != "" {
 		t.Fatalf("port %d is still held by %s after Exited", port, h)
+	}
+}
+
+func TestListenInodes(t *testing.T) {
+	tcp := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1923 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1923 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1
+   2: 00000000:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0000000000000000 100 0 0 10 0
+`
+	if got := listenInodes(strings.NewReader(tcp), 0x1923); !slices.Equal(got, []string{"4242"}) {
+		t.Fatalf("6435: %v", got)
+	}
+	if got := listenInodes(strings.NewReader(tcp), 5000); !slices.Equal(got, []string{"4444"}) {
+		t.Fatalf("5000: %v", got)
+	}
+	if got := listenInodes(strings.NewReader(tcp), 80); len(got) != 0 {
+		t.Fatalf("80: %v", got)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	st, start, err := parseStat("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 98765 1000 100 0\n")
+	if err != nil || st != 'S' || start != 98765 {
+		t.Fatalf("%c %d %v", st, start, err)
+	}
+}
+
+func TestPidInfoAlive(t *testing.T) {
+	_, start, err := procStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(PidInfo{Pid: os.Getpid(), StartTime: start}).Alive() {
+		t.Fatal("self not alive")
+	}
+	if (PidInfo{Pid: os.Getpid(), StartTime: start + 1}).Alive() {
+		t.Fatal("reused pid counted as alive")
 	}
 }

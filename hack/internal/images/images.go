@@ -259,7 +259,7 @@ func buildDemoPython(ctx context.Context, b *build) ([]tagged, error) {
 	if _, err := os.Stat(filepath.Join(src, "e2e_k8s", "demo.py")); err != nil {
 		return nil, err
 	}
-	rootfs, err := debianRootfs(ctx, b.out)
+	debian, err := debianLayer(ctx, b.out)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func buildDemoPython(ctx context.Context, b *build) ([]tagged, error) {
 			return nil, err
 		}
 		cfg.User = v.user
-		img, err := image(cfg, rootfs, app)
+		img, err := image(cfg, debian, app)
 		if err != nil {
 			return nil, err
 		}

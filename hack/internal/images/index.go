@@ -243,7 +243,7 @@ func debianBusybox(ctx context.Context, out io.Writer, arch string) (string, err
 	tr := tar.NewReader(bytes.NewReader(fsys))
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return "", fmt.Errorf("%s has no bin/busybox", debs[0])
 		}
 		if err != nil {

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -144,8 +143,8 @@ func tarDir(tw *tar.Writer, root string, opts dirOptions) error {
 		if fi.IsDir() {
 			h.Name += "/"
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
-			key := inode{uint64(st.Dev), uint64(st.Ino)}
+		if dev, ino, ok := inodeOf(fi); ok && fi.Mode().IsRegular() {
+			key := inode{dev, ino}
 			if first, ok := seen[key]; ok {
 				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
 			} else {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package images
 
 import (
@@ -5,55 +7,23 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
-// Debian root filesystem of the demo-python image.
-const (
-	debianSuite = "bookworm"
-	// rootfsRecipe changes when the way the root filesystem is made or
-	// trimmed changes, so that the cached layer is made again.
-	rootfsRecipe = "debootstrap-minbase-trim-v1"
-)
-
-// rootfsPackages are added to the minbase variant.
-// rsync is there for `rsync -e ssh` through kubectl devssh, as in an app image
-// a developer would rsync to.
-var rootfsPackages = []string{"python3-pyramid", "python3-waitress", "python3-watchdog", "rsync"}
-
-// DebianMirror is where debootstrap fetches packages (KDEV_DEBIAN_MIRROR).
-func DebianMirror() string {
-	return testbed.Getenv("KDEV_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-}
-
-// rootfsKey names the cached root filesystem layer after everything it is made from.
-func rootfsKey() string {
-	pkgs := append([]string(nil), rootfsPackages...)
-	sort.Strings(pkgs)
-	sum := sha256.Sum256([]byte(strings.Join([]string{rootfsRecipe, debianSuite, DebianMirror(), strings.Join(pkgs, ",")}, "\n")))
-	return "rootfs-" + debianSuite + "-" + hex.EncodeToString(sum[:8])
-}
-
-// debianRootfs returns the layer of a Debian root filesystem with Python, Pyramid,
+// debianLayer returns the layer of a Debian root filesystem with Python, Pyramid,
 // Waitress and Watchdog. It is made once per machine with debootstrap (a few
 // minutes, as root) and then taken from the cache.
-func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
-	key := rootfsKey()
+func debianLayer(ctx context.Context, out io.Writer) (v1.Layer, error) {
+	key := debianLayerKey()
 	if l := cachedLayer(key); l != nil {
 		return l, nil
 	}
@@ -79,7 +49,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 		return nil, fmt.Errorf("debootstrap not found: apt-get install debootstrap")
 	}
 
-	work, err := os.MkdirTemp(cacheDir(), "rootfs-")
+	work, err := os.MkdirTemp(cacheDir(), "debootstrap-")
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +65,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 	start := time.Now()
 	fmt.Fprintf(out, "making Debian %s root filesystem with debootstrap (a few minutes, once per machine), log %s\n", debianSuite, logPath)
 	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase",
-		"--include="+strings.Join(rootfsPackages, ","), debianSuite, root, DebianMirror())
+		"--include="+strings.Join(debianPackages, ","), debianSuite, root, DebianMirror())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
 	// On cancel, stop debootstrap and the dpkg it runs in the chroot.
@@ -108,7 +78,7 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 	if err := unmountUnder(root); err != nil {
 		return nil, err
 	}
-	if err := trimRootfs(root); err != nil {
+	if err := trimDebian(root); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "debootstrap done in %s, packing the layer\n", time.Since(start).Round(time.Second))
@@ -129,66 +99,6 @@ func debianRootfs(ctx context.Context, out io.Writer) (v1.Layer, error) {
 	}
 	fmt.Fprintf(out, "root filesystem layer %s (%s) ready after %s\n", l.meta.Digest, mb(l.meta.Size), time.Since(start).Round(time.Second))
 	return l, nil
-}
-
-// skipVirtual leaves out what the container runtime provides: device nodes and
-// anything under /dev, /proc and /sys (the directories themselves stay).
-func skipVirtual(rel string, d fs.DirEntry) bool {
-	for _, p := range []string{"dev/", "proc/", "sys/"} {
-		if strings.HasPrefix(rel, p) {
-			return true
-		}
-	}
-	return d.Type()&(fs.ModeDevice|fs.ModeCharDevice) != 0
-}
-
-// trimRootfs removes apt's caches and lists, documentation, logs and other
-// files an image does not need.
-func trimRootfs(root string) error {
-	for _, pattern := range []string{
-		"var/cache/apt/*", "var/cache/debconf/*-old", "var/lib/apt/lists/*",
-		"usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "usr/share/lintian/*",
-		"usr/share/locale/*", "var/log/*", "tmp/*", "var/tmp/*", "root/.*_history",
-		"etc/hostname", "etc/machine-id", "var/lib/dbus/machine-id",
-	} {
-		matches, err := filepath.Glob(filepath.Join(root, pattern))
-		if err != nil {
-			return err
-		}
-		for _, m := range matches {
-			if err := os.RemoveAll(m); err != nil {
-				return err
-			}
-		}
-	}
-	// Keep apt usable inside the image, but without its caches.
-	return os.MkdirAll(filepath.Join(root, "var/lib/apt/lists/partial"), 0o755)
-}
-
-// mountsUnder lists the mount points at or under dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var found []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			found = append(found, mp)
-		}
-	}
-	sort.Slice(found, func(i, j int) bool { return len(found[i]) > len(found[j]) })
-	return found, nil
-}
-
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
 
 // unmountUnder detaches whatever debootstrap may have left mounted (proc, sys,
