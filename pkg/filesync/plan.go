@@ -40,7 +40,7 @@ func scanLocal(dir, sub string, ig *Ignorer, warn func(string)) ([]syncproto.Ent
 			if rel == "." || p == start {
 				return err
 			}
-			warn(fmt.Sprintf("skipping %s: %v", displayPath(rel), err))
+			warn(fmt.Sprintf("skipping %s: %v", DisplayPath(rel), err))
 			return nil
 		}
 		if rel == "." {
@@ -61,7 +61,7 @@ func scanLocal(dir, sub string, ig *Ignorer, warn func(string)) ([]syncproto.Ent
 		}
 		e, ok := localEntry(dir, rel, info)
 		if !ok {
-			warn(fmt.Sprintf("skipping %s: a %s is not synced", displayPath(rel), describeMode(info.Mode())))
+			warn(fmt.Sprintf("skipping %s: a %s is not synced", DisplayPath(rel), describeMode(info.Mode())))
 			return nil
 		}
 		out = append(out, e)
@@ -301,8 +301,8 @@ func isBelow(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// displayPath quotes a path for messages when it has unusual characters.
-func displayPath(p string) string {
+// DisplayPath quotes a path for messages when it has unusual characters.
+func DisplayPath(p string) string {
 	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\t\"") {
 		return fmt.Sprintf("%q", p)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -223,7 +222,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		}
 		e, exists, special, err := lstatLocal(s.opts.LocalDir, p)
 		if err != nil {
-			s.opts.Warn(fmt.Sprintf("skipping %s: %v", displayPath(p), err))
+			s.opts.Warn(fmt.Sprintf("skipping %s: %v", DisplayPath(p), err))
 			continue
 		}
 		if !exists {
@@ -233,7 +232,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 			continue
 		}
 		if special {
-			s.opts.Warn(fmt.Sprintf("skipping %s: special files are not synced", displayPath(p)))
+			s.opts.Warn(fmt.Sprintf("skipping %s: special files are not synced", DisplayPath(p)))
 			continue
 		}
 		if s.ig.Match(p, e.Type == syncproto.TypeDir) {
@@ -245,7 +244,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 				// A new (or replaced) directory: its content may predate the watch.
 				sub, err := scanLocal(s.opts.LocalDir, p, s.ig, s.opts.Warn)
 				if err != nil {
-					s.opts.Warn(fmt.Sprintf("scan %s: %v", displayPath(p), err))
+					s.opts.Warn(fmt.Sprintf("scan %s: %v", DisplayPath(p), err))
 				}
 				for _, c := range sub {
 					current[c.Path] = c
@@ -495,57 +494,6 @@ func (s *Summary) add(r *BatchResult) {
 // Empty reports a batch that changed nothing and failed nothing.
 func (s *Summary) Empty() bool { return len(s.Items) == 0 && len(s.Errors) == 0 }
 
-// String is the one line printed per batch, e.g.
-// "synced 3 files, 12 KiB, in 18 ms".
-func (s *Summary) String() string {
-	var parts []string
-	n := s.Files + s.Symlinks
-	if n > 0 || s.Bytes > 0 {
-		parts = append(parts, fmt.Sprintf("synced %s, %s", plural(n, "file"), FormatBytes(s.Bytes)))
-	}
-	if s.Dirs > 0 {
-		parts = append(parts, plural(s.Dirs, "directory"))
-	}
-	if s.Renamed > 0 {
-		parts = append(parts, fmt.Sprintf("%d renamed", s.Renamed))
-	}
-	if s.Deleted > 0 {
-		parts = append(parts, fmt.Sprintf("%d deleted", s.Deleted))
-	}
-	if s.Attrs > 0 {
-		parts = append(parts, fmt.Sprintf("%d attribute updates", s.Attrs))
-	}
-	if len(s.Errors) > 0 {
-		parts = append(parts, fmt.Sprintf("%d failed", len(s.Errors)))
-	}
-	if len(parts) == 0 {
-		return "up to date, checked in " + FormatDuration(s.Duration)
-	}
-	if len(parts) == 1 && len(s.Errors) > 0 {
-		parts[0] = "nothing synced, " + parts[0]
-	} else if !strings.HasPrefix(parts[0], "synced") {
-		parts[0] = "synced " + parts[0]
-	}
-	return strings.Join(parts, ", ") + ", in " + FormatDuration(s.Duration)
-}
-
-// Detail writes one line per operation (for -v).
-func (s *Summary) Detail(w io.Writer) {
-	for _, it := range s.Items {
-		line := fmt.Sprintf("  %-7s %s", it.Op, displayPath(it.Path))
-		if it.To != "" {
-			line += " -> " + displayPath(it.To)
-		}
-		if it.Op == syncproto.OpWrite && it.Err == "" {
-			line += " (" + FormatBytes(it.Bytes) + ")"
-		}
-		if it.Err != "" {
-			line += ": " + it.Err
-		}
-		fmt.Fprintln(w, line)
-	}
-}
-
 // Err is nil when every operation succeeded. Otherwise it names the first
 // failures; when they all share one cause (a read-only filesystem, a
 // permission problem) that cause is given once.
@@ -559,7 +507,7 @@ func (s *Summary) Err() error {
 	}
 	first := s.Errors[0]
 	if len(codes) == 1 && first.Code != "" && len(s.Errors) > 1 {
-		return fmt.Errorf("%d operations failed, e.g. %s %s: %s", len(s.Errors), first.Op, displayPath(first.Path), first.Message)
+		return fmt.Errorf("%d operations failed, e.g. %s %s: %s", len(s.Errors), first.Op, DisplayPath(first.Path), first.Message)
 	}
 	var msgs []string
 	for i, e := range s.Errors {
@@ -570,39 +518,4 @@ func (s *Summary) Err() error {
 		msgs = append(msgs, e.Error())
 	}
 	return errors.New(strings.Join(msgs, "; "))
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	if strings.HasSuffix(word, "y") {
-		return fmt.Sprintf("%d %sies", n, word[:len(word)-1])
-	}
-	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// FormatBytes prints a size in binary units: "512 B", "12 KiB", "1.5 MiB".
-func FormatBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, units := float64(n)/1024, []string{"KiB", "MiB", "GiB", "TiB"}
-	i := 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f %s", v, units[i])
-	}
-	return fmt.Sprintf("%.0f %s", v, units[i])
-}
-
-// FormatDuration prints "18 ms", "1.2 s".
-func FormatDuration(d time.Duration) string {
-	if d < time.Second {
-		return fmt.Sprintf("%d ms", d.Milliseconds())
-	}
-	return fmt.Sprintf("%.1f s", d.Seconds())
 }

@@ -3,6 +3,7 @@ package syncengine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func (e *events) Connected(s Session, first bool) {
 		e.add("reconnected " + s.Ref())
 	}
 }
-func (e *events) Synced(sum *filesync.Summary) { e.add("synced " + sum.String()) }
+func (e *events) Synced(sum *filesync.Summary) { e.add(fmt.Sprintf("synced %d files", sum.Files)) }
 func (e *events) ActionDone(a syncproto.Action, _ time.Duration, _ string, err error) {
 	e.add("action " + a.Kind)
 }

@@ -314,7 +314,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	cfg := o.Config()
 	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
-		cfg.Progress = filesync.NewProgressBar(o.ErrOut)
+		cfg.Progress = NewProgressBar(o.ErrOut)
 	}
 	o.compress, o.compressWhy = compressContent(o.Compress, o.RESTConfig.Host)
 	conn := &syncengine.AgentConnector{
@@ -375,9 +375,9 @@ func (p *printer) Connected(s syncengine.Session, first bool) {
 func (p *printer) Synced(sum *filesync.Summary) {
 	o := p.o
 	if !o.Quiet {
-		fmt.Fprintln(o.Out, sum.String())
+		fmt.Fprintln(o.Out, summaryLine(sum))
 		if o.Verbose {
-			sum.Detail(o.Out)
+			summaryDetail(o.Out, sum)
 		}
 	}
 	if err := sum.Err(); err != nil && !o.Once {
@@ -394,7 +394,7 @@ func (p *printer) ActionDone(a syncproto.Action, took time.Duration, out string,
 	if o.Quiet {
 		return
 	}
-	fmt.Fprintf(o.Out, "%s in %s\n", actionDone(a), filesync.FormatDuration(took))
+	fmt.Fprintf(o.Out, "%s in %s\n", actionDone(a), formatDuration(took))
 	if out = strings.TrimSpace(out); out != "" && (o.Verbose || a.Kind == "exec") {
 		fmt.Fprintln(o.Out, out)
 	}
