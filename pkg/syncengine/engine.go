@@ -156,7 +156,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { s.Close() }()
+	defer func() {
+		if s != nil { // nil after a reconnect that ctx interrupted
+			s.Close()
+		}
+	}()
 	e.obs.Connected(s, true)
 	e.syncer.SetClient(s.Client())
 	sum, err := e.syncer.InitialSync(ctx)
