@@ -167,7 +167,9 @@ func TestArgvWatch(t *testing.T) {
 	defer cancel()
 	var out, errOut syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, t, a, &out, &errOut, local, "deployment/demo", "--identity="+a.Identity, "--exec", "true") }()
+	go func() {
+		done <- run(ctx, t, a, &out, &errOut, local, "deployment/demo", "--identity="+a.Identity, "--exec", "true")
+	}()
 	waitFor(t, "the initial sync", fileIs(filepath.Join(root.Dir, "app/main.py"), "v1\n"))
 	waitFor(t, "the watch", func() bool { return strings.Contains(errOut.String(), "watching") })
 	mustWrite(t, filepath.Join(local, "main.py"), "v2\n")
