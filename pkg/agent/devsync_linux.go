@@ -188,7 +188,9 @@ func runContext(ctx context.Context, pr *sshserver.Process) error {
 		return err
 	case <-ctx.Done():
 		_ = pr.Cmd.Process.Kill()
-		<-done
+		// Wait reaps the killed process; its error (the kill) is not the
+		// cause: the context's is.
+		_ = <-done
 		return ctx.Err()
 	}
 }
