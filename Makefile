@@ -20,7 +20,7 @@ build: ## Build the plugins, the agent and the test-bed tool into bin/
 	go build -trimpath -o bin/ ./hack/kdev
 
 .PHONY: test
-test: unit krew-validate e2e e2e-teardown ## Every test: unit, the krew manifests, then e2e on a real cluster
+test: lint unit krew-validate e2e e2e-teardown ## Every test: lint, unit, the krew manifests, then e2e on a real cluster
 
 .PHONY: unit
 unit: ## Fast tests of pure logic, with the race detector (which needs cgo)
@@ -34,9 +34,15 @@ GOLANGCI_LINT         := $(KDEV_CACHE_DIR)/tools/$(GOLANGCI_LINT_VERSION)/golang
 # krew's platforms: every one must at least compile, tests included.
 LINT_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
+# Built into a temporary directory and moved into place: an interrupted
+# build leaves no binary behind that make would take as up to date. GOBIN
+# must be absolute; GOFLAGS and GOOS/GOARCH of the caller must not apply.
 $(GOLANGCI_LINT):
-	mkdir -p $(dir $@)
-	GOBIN=$(dir $@) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@set -e; dir=$(abspath $(dir $@)); mkdir -p "$$dir"; tmp=$$(mktemp -d "$$dir/.install.XXXXXX"); \
+	 trap 'rm -rf "$$tmp"' EXIT; \
+	 echo "go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) (into $$dir)"; \
+	 GOBIN="$$tmp" GOFLAGS= GOOS= GOARCH= go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
+	 mv -f "$$tmp/golangci-lint" $(abspath $@)
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## gofmt, go mod tidy, go vet on every krew platform, golangci-lint (.golangci.yml)

@@ -181,13 +181,16 @@ func runContext(ctx context.Context, pr *sshserver.Process) error {
 	if err := pr.Cmd.Start(); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- pr.Cmd.Wait() }()
+	var werr error
+	done := make(chan struct{})
+	go func() { werr = pr.Cmd.Wait(); close(done) }()
 	select {
-	case err := <-done:
-		return err
+	case <-done:
+		return werr
 	case <-ctx.Done():
 		_ = pr.Cmd.Process.Kill()
+		// Wait reaps the killed process; its error (the kill) is not the
+		// cause: the context's is.
 		<-done
 		return ctx.Err()
 	}

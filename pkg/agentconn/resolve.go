@@ -133,7 +133,7 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 			return false, err
 		case err != nil:
 			last = err
-			return false, nil
+			return false, nil //nolint:nilerr // a transient error: kept in last for the timeout's message, and polled again
 		}
 		pod = p
 		return p != nil, nil

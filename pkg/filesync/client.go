@@ -217,7 +217,7 @@ func (c *Client) recv(ctx context.Context) (syncproto.MsgType, []byte, error) {
 	select {
 	case f, ok := <-c.frames:
 		if !ok {
-			if c.readErr == io.EOF || errors.Is(c.readErr, io.ErrClosedPipe) {
+			if errors.Is(c.readErr, io.EOF) || errors.Is(c.readErr, io.ErrClosedPipe) {
 				return 0, nil, fmt.Errorf("the agent closed the devsync session: %w", errClosed)
 			}
 			return 0, nil, c.readErr
@@ -251,7 +251,8 @@ type callbackError struct{ error }
 func (e callbackError) Unwrap() error { return e.error }
 
 func (c *Client) unlock(err *error) {
-	if ce, ok := (*err).(callbackError); ok {
+	var ce callbackError
+	if errors.As(*err, &ce) {
 		*err = ce.error
 	} else if *err != nil {
 		c.broken = *err

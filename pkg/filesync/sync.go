@@ -189,7 +189,10 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 			if d == "." {
 				d = ""
 			}
-			s.ig.Reload(d)
+			if err := s.ig.Reload(d); err != nil {
+				// The previous rules stay in force; the sync goes on.
+				s.opts.Warn(fmt.Sprintf("reload the ignore rules of %s: %v", displayPath(p), err))
+			}
 		}
 	}
 	if set["."] {

@@ -168,7 +168,9 @@ func (w *Watcher) addTree(rel string) error {
 func (w *Watcher) removeTree(rel string) {
 	for d := range w.watched {
 		if d == rel || strings.HasPrefix(d, rel+"/") {
-			w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d)))
+			// The directory is gone: the watch on it usually went with it,
+			// and fsnotify then reports that it is not watched.
+			_ = w.fsw.Remove(filepath.Join(w.root, filepath.FromSlash(d)))
 			delete(w.watched, d)
 		}
 	}

@@ -165,7 +165,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // ctx ended and closed ln: a clean shutdown, not an accept failure
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -245,7 +245,7 @@ func TestDirectTCPIP(t *testing.T) {
 	c := f.client(t)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "5") }))
 	defer hs.Close()
-	tr := &http.Transport{Dial: c.Dial}
+	tr := &http.Transport{DialContext: c.DialContext}
 	resp, err := (&http.Client{Transport: tr}).Get(hs.URL + "/add/2/3")
 	if err != nil {
 		t.Fatal(err)

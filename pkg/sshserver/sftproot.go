@@ -3,6 +3,7 @@
 package sshserver
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -25,7 +26,7 @@ func ServeSFTPInRoot(rw io.ReadWriteCloser, root *rootfs.Root, startDir string) 
 	srv := sftp.NewRequestServer(rw, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}, opts...)
 	defer srv.Close()
 	err := srv.Serve()
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	return err

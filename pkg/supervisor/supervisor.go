@@ -220,7 +220,7 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 				}
 			}
 			s.log.Debug("forwarding a signal to the app", "signal", unix.SignalName(ssig))
-			s.signal(ssig)
+			s.forward(ssig)
 		case r := <-s.reqs:
 			var err error
 			switch r.kind {
@@ -256,7 +256,9 @@ func (s *Supervisor) ended(ev exitEvent) bool {
 	if s.proc == nil || ev.pid != s.proc.Pid {
 		return false
 	}
-	s.proc.Release()
+	// The child is reaped already: Release only frees the pidfd, and the
+	// supervisor has nothing to do if that fails.
+	_ = s.proc.Release()
 	s.proc = nil
 	s.status.PID = 0
 	s.status.LastExit = ev.code
@@ -322,6 +324,15 @@ func (s *Supervisor) signal(sig syscall.Signal) error {
 	return s.proc.Signal(sig) // pidfd-based: never hits a reused PID
 }
 
+// forward signals the app, logging a failure: there is nobody to return it
+// to. An app that has just exited is not a failure (its exit event
+// follows).
+func (s *Supervisor) forward(sig syscall.Signal) {
+	if err := s.signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		s.log.Warn("signalling the app failed", "signal", unix.SignalName(sig), "err", err)
+	}
+}
+
 // stop ends the current child: SIGTERM, then SIGKILL after the grace
 // period. Signals arriving meanwhile are handled (SIGTERM marks the
 // supervisor as terminating).
@@ -329,7 +340,7 @@ func (s *Supervisor) stop(sigs <-chan os.Signal, terminating *bool) {
 	if s.Status().PID == 0 {
 		return
 	}
-	s.signal(syscall.SIGTERM)
+	s.forward(syscall.SIGTERM)
 	grace := time.NewTimer(s.opts.Grace)
 	defer grace.Stop()
 	killed := false
@@ -342,7 +353,7 @@ func (s *Supervisor) stop(sigs <-chan os.Signal, terminating *bool) {
 		case <-grace.C:
 			if !killed {
 				s.log.Warn("the app did not stop within the grace period: killing it", "grace", s.opts.Grace)
-				s.signal(syscall.SIGKILL)
+				s.forward(syscall.SIGKILL)
 				killed = true
 			}
 		case sig := <-sigs:
@@ -403,7 +414,10 @@ func (s *Supervisor) listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: control socket %s: %w", s.opts.Socket, err)
 	}
-	os.Chmod(s.opts.Socket, 0o660)
+	if err := os.Chmod(s.opts.Socket, 0o660); err != nil {
+		// The socket still works for its owner (the umask's mode).
+		s.log.Warn("control socket: chmod 0660 failed", "socket", s.opts.Socket, "err", err)
+	}
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -461,7 +475,9 @@ func Request(ctx context.Context, socket, command string) (string, error) {
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		if err := conn.SetDeadline(dl); err != nil {
+			return "", fmt.Errorf("supervisor socket %s: %w", socket, err)
+		}
 	}
 	if _, err := fmt.Fprintln(conn, command); err != nil {
 		return "", err

@@ -118,7 +118,7 @@ func FuzzFrameReader(f *testing.F) {
 			typ, payload, err := fr.Next()
 			if err != nil {
 				var pe *ProtocolError
-				if !errors.As(err, &pe) && err != io.EOF && err != io.ErrUnexpectedEOF {
+				if !errors.As(err, &pe) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Fatalf("error %v (%T)", err, err)
 				}
 				return

@@ -3,6 +3,7 @@ package syncproto
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -162,7 +163,7 @@ func (fr *FrameReader) Next() (MsgType, []byte, error) {
 }
 
 func unexpectedEOF(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err

@@ -324,7 +324,7 @@ func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 	pf, werr := s.create(op, held)
 	defer func() {
 		if pf != nil {
-			pf.Abort()
+			s.abortFile(pf)
 		}
 	}()
 	for c := range j.chunks {
@@ -343,7 +343,7 @@ func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 		if werr == nil {
 			if _, err := pf.Write((*c.buf)[:c.n]); err != nil {
 				werr = err
-				pf.Abort()
+				s.abortFile(pf)
 				pf = nil
 			}
 		}
@@ -375,6 +375,15 @@ func (h *heldDir) release() {
 // create starts the temporary file for op, creating its parent directories
 // unless this session has already seen them. held (nil for none) is the
 // writer's held directory.
+// abortFile drops a file that will not be committed. The client gets the
+// write's own error (or none, when the session ends); a failed abort only
+// leaves the temporary file behind, which is logged.
+func (s *session) abortFile(pf *rootfs.PendingFile) {
+	if err := pf.Abort(); err != nil {
+		s.log.Warn("devsync: remove an uncommitted file", "err", err)
+	}
+}
+
 func (s *session) create(op *syncproto.Op, held *heldDir) (*rootfs.PendingFile, error) {
 	full, staged := s.stagedPath(s.full(op.Path))
 	opts := rootfs.WriteOptions{Mode: rootfs.FileMode(op.Mode), Owner: s.root.Owner, Sync: s.root.Sync, Parents: true, Direct: staged}

@@ -238,7 +238,7 @@ func (s *session) writeLaned(j *writeJob) (int64, error) {
 	pf, werr := s.create(&j.op, nil)
 	defer func() {
 		if pf != nil {
-			pf.Abort()
+			s.abortFile(pf)
 		}
 	}()
 	var received int64
@@ -257,7 +257,7 @@ func (s *session) writeLaned(j *writeJob) (int64, error) {
 			if werr == nil {
 				if _, err := pf.WriteAt((*c.buf)[:c.n], c.off); err != nil {
 					werr = err
-					pf.Abort()
+					s.abortFile(pf)
 					pf = nil
 				}
 			}

@@ -124,8 +124,7 @@ func (srv *Server) Serve(ctx context.Context, rw io.ReadWriter, root Root) error
 	var pe *syncproto.ProtocolError
 	if errors.As(err, &pe) {
 		s.log.Warn("devsync: refusing the client", "err", err)
-		s.fatal(err)
-		return err
+		return s.fatal(err)
 	}
 	if errors.Is(err, io.EOF) || (ctx.Err() != nil && err != nil) {
 		return nil
@@ -252,7 +251,8 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 
 // fatal sends err to the client as the session's last message. The client
 // may be busy writing rather than reading: the write is given a short time,
-// then abandoned (the caller closes the channel after Serve returns).
+// then abandoned (the caller closes the channel after Serve returns). It
+// returns err.
 func (s *session) fatal(err error) error {
 	done := make(chan struct{})
 	go func() {
@@ -458,6 +458,5 @@ func ServeError(ctx context.Context, rw io.ReadWriter, err error) error {
 	case <-done:
 	case <-time.After(10 * time.Second):
 	}
-	s.fatal(err)
-	return err
+	return s.fatal(err)
 }

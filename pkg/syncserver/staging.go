@@ -86,7 +86,11 @@ func (s *session) publish() error {
 	var errs []error
 	for _, full := range order {
 		if err := s.root.FS.Publish(staged[full], full); err != nil {
-			s.root.FS.RemoveAll(staged[full])
+			if rerr := s.root.FS.RemoveAll(staged[full]); rerr != nil {
+				// The publish error below is what matters; the staged
+				// copy is only left behind.
+				s.log.Warn("devsync: remove a staged directory", "dir", staged[full], "err", rerr)
+			}
 			errs = append(errs, fmt.Errorf("new directory %s: %w", full, err))
 		}
 	}

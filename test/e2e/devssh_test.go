@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -108,7 +109,8 @@ func (o *openSSH) run(t *testing.T, stdin []byte, name string, args ...string) f
 	}
 	err := cmd.Run()
 	r := framework.Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		r.ExitCode = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
@@ -239,7 +241,8 @@ func TestDevsshDemoPython(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 				t.Fatalf("exit 3 in the shell: kubectl devssh ended with %v; output:\n%s", err, out.String())
 			}
 		case <-time.After(30 * time.Second):
@@ -314,7 +317,8 @@ func TestDevsshDemoPython(t *testing.T) {
 		cmd.Env = append(os.Environ(), "KUBECTL_PORT_FORWARD_WEBSOCKETS=false")
 		out, err := cmd.Output()
 		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			stderr = string(ee.Stderr)
 		}
 		if err != nil || string(out) != "spdy\n" {
@@ -482,7 +486,8 @@ func TestDevsshDemoPython(t *testing.T) {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
-			ee, ok := err.(*exec.ExitError)
+			var ee *exec.ExitError
+			ok := errors.As(err, &ee)
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			if !ok || ee.ExitCode() != 255 || len(lines) != 1 || !strings.Contains(lines[0], "lost") {
 				t.Fatalf("after the pod went away: %v, stderr:\n%s", err, stderr.String())

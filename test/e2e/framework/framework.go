@@ -13,6 +13,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -200,7 +201,8 @@ func (e *Env) Run(ctx context.Context, stdin []byte, name string, args ...string
 	}
 	err := cmd.Run()
 	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		r.ExitCode = ee.ExitCode()
 		return r, nil
 	}
@@ -238,7 +240,7 @@ func (e *Env) WaitFor(t *testing.T, what string, timeout time.Duration, cond fun
 		ok, err := cond(ctx)
 		if err != nil {
 			last = err
-			return false, nil // transient errors are retried until the deadline
+			return false, nil //nolint:nilerr // a transient error: kept in last for the failure message, and retried until the deadline
 		}
 		return ok, nil
 	})
