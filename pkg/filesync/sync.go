@@ -191,7 +191,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 			}
 			if err := s.ig.Reload(d); err != nil {
 				// The previous rules stay in force; the sync goes on.
-				s.opts.Warn(fmt.Sprintf("reload the ignore rules of %s: %v", displayPath(p), err))
+				s.opts.Warn(fmt.Sprintf("reload the ignore rules of %s: %v", DisplayPath(p), err))
 			}
 		}
 	}
