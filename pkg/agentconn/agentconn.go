@@ -118,7 +118,7 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 	})
 	if err != nil {
 		conn.Close()
-		return nil, c.agentSilent(conn, t, err)
+		return nil, agentSilent(conn, t, err)
 	}
 	klog.V(4).Infof("SSH connection to the agent of %s up after %v", t.Ref(), time.Since(start))
 	return &Conn{Client: cl, Target: t}, nil
@@ -126,7 +126,7 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 
 // agentSilent explains a stream that opened but carried no SSH: the pod
 // refused the port (the agent is not listening) or the handshake failed.
-func (c *Connector) agentSilent(conn net.Conn, t *Target, err error) error {
+func agentSilent(conn net.Conn, t *Target, err error) error {
 	if re := portforward.RemoteError(conn); re != nil {
 		return fmt.Errorf("%v (is the agent listening? see kubectl logs %s -c %s)", re, t.Ref(), t.Agent)
 	}
@@ -140,15 +140,6 @@ func StreamError(conn net.Conn, t *Target, err error) error {
 		return re
 	}
 	return fmt.Errorf("the port-forward to %s ended: %w", t.Ref(), err)
-}
-
-// Connect resolves (waiting up to timeout) and dials SSH.
-func (c *Connector) Connect(ctx context.Context, timeout time.Duration) (*Conn, error) {
-	t, err := c.Resolve(ctx, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return c.DialSSH(ctx, t)
 }
 
 // OpenSubsystem opens an SSH session on conn, sends env (KEY=VALUE) and
