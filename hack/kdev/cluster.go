@@ -47,7 +47,13 @@ func clusterUp(ctx context.Context, args []string) error {
 }
 
 func clusterDown(ctx context.Context, args []string) error {
-	return lockedRun("cluster down", args, nil, func(cfg cluster.Config) error { return cfg.Down(ctx) })
+	return lockedRun("cluster down", args, nil, func(cfg cluster.Config) error {
+		// The link emulator stands in front of this cluster: it goes first.
+		if err := cluster.StopDaemon(linkPidFile()); err != nil {
+			return fmt.Errorf("stopping the link: %w", err)
+		}
+		return cfg.Down(ctx)
+	})
 }
 
 // lockedRun parses the flags, checks for root and runs fn holding the

@@ -27,6 +27,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubectl-dev/kubectl-dev/hack/internal/images"
+	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
 // Packages are the Debian packages the test bed needs.
@@ -325,7 +326,10 @@ func (c Config) printEnv() {
 
 // Env prints the shell lines that point kubectl at the cluster.
 func (c Config) Env() {
-	fmt.Fprintf(c.Out, "export KUBECONFIG=%s\nexport PATH=%s:$PATH\n", c.Kubeconfig, c.BinDir())
+	// The agent image the plugins patch in: the one `kdev images build`
+	// pushed to the local registry (the release's default is not reachable).
+	agent := testbed.Image("devagent", testbed.Getenv("KDEV_VERSION", "v0.0.0-dev"))
+	fmt.Fprintf(c.Out, "export KUBECONFIG=%s\nexport PATH=%s:$PATH\nexport KUBECTL_DEV_AGENT_IMAGE=%s\n", c.Kubeconfig, c.BinDir(), agent)
 }
 
 func (c Config) startComponent(ctx context.Context, comp Component) error {

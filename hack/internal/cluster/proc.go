@@ -280,3 +280,36 @@ func (c Config) Lock() (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// StartDaemon starts args as a background process of the test bed (its own
+// session, output appended to logFile, recorded in pidFile), for the
+// helpers kdev runs beside the cluster (the link emulator).
+func StartDaemon(args []string, logFile, pidFile string) (PidInfo, error) {
+	info, _, err := startDetached(args, logFile, pidFile, os.Environ())
+	return info, err
+}
+
+// DaemonRunning returns the process recorded in pidFile and whether it runs.
+func DaemonRunning(pidFile string) (PidInfo, bool) {
+	info, err := readPidFile(pidFile)
+	if err != nil {
+		return info, false
+	}
+	return info, info.Alive()
+}
+
+// StopDaemon stops the process recorded in pidFile (SIGTERM, then SIGKILL)
+// and removes the file; no file is not an error.
+func StopDaemon(pidFile string) error {
+	info, err := readPidFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := stopPid(info, 5*time.Second); err != nil {
+		return err
+	}
+	return os.Remove(pidFile)
+}
