@@ -52,7 +52,9 @@ func linkUsage() string {
 func linkUp(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kdev link up", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", testbed.Kubeconfig(), "the kubeconfig of the cluster to put the link in front of")
-	fs.Usage = func() { fmt.Fprintf(os.Stderr, "usage: kdev link up [--kubeconfig FILE] PROFILE\n\nprofiles (each direction):\n%s", linkUsage()) }
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: kdev link up [--kubeconfig FILE] PROFILE\n\nprofiles (each direction):\n%s", linkUsage())
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
