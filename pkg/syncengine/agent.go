@@ -22,9 +22,10 @@ type AgentConnector struct {
 	// Client asks the API server whether the pod is still the one.
 	Client kubernetes.Interface
 	// Dest is the destination in the app container ("" for the app's
-	// working directory); Compress sends file content through zstd.
+	// working directory); Compress says whether what is sent is
+	// compressed (auto: decided from the handshake's round trip).
 	Dest     string
-	Compress bool
+	Compress filesync.Compression
 	// Name is the client's name in the agent's log.
 	Name string
 }
@@ -54,7 +55,7 @@ func (a *AgentConnector) Connect(ctx context.Context, timeout time.Duration) (Se
 	hctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{
-		Dest: a.Dest, Name: a.Name, Lanes: filesync.DefaultLanes, OpenLane: open, NoCompress: !a.Compress,
+		Dest: a.Dest, Name: a.Name, Lanes: filesync.DefaultLanes, OpenLane: open, Compress: a.Compress,
 	})
 	if err != nil {
 		rw.Close()

@@ -25,6 +25,8 @@ func newMessage(t MsgType) Message {
 		return &LaneHello{}
 	case MsgLaneWelcome:
 		return &LaneWelcome{}
+	case MsgStream:
+		return &Stream{}
 	case MsgList:
 		return &ListReq{}
 	case MsgListEntries:
@@ -66,6 +68,7 @@ func sampleMessages() []Message {
 		&LaneToken{Token: "0123456789abcdef0123456789abcdef", Max: MaxLanes},
 		&LaneHello{Token: "0123456789abcdef0123456789abcdef"},
 		&LaneWelcome{},
+		&Stream{},
 		&ListReq{Path: "sub/dir"},
 		&ListEntries{Entries: []Entry{{Path: "a", Type: TypeDir, Mode: 0o755, MTime: 1}, {Path: "a/f", Type: TypeFile, Mode: 0o644, Size: 12, MTime: -5}, {Path: "ln", Type: TypeSymlink, Mode: 0o777, Target: "a/f"}}},
 		&ListEnd{Count: 3, Error: "EACCES"},

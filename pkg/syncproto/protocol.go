@@ -8,6 +8,8 @@ import (
 	"io"
 	"path"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Wire format
@@ -50,12 +52,16 @@ const (
 	FeatureLanes = "lanes"
 	// MaxLanes bounds the lanes of one session.
 	MaxLanes = 8
+	// FeatureZstdStream: the client may turn what it sends on the session's
+	// channel into one zstd stream (a Stream message, then compressed
+	// frames to the end; see StreamWindow).
+	FeatureZstdStream = "zstd-stream"
 )
 
 // MsgType is the type byte of a frame.
 type MsgType byte
 
-// Message types. The client (kubectl devsync) sends Hello, List, Hash,
+// Message types. The client (kubectl devsync) sends Hello, Stream, List, Hash,
 // Begin, Op, LanedOp, Data, DataZstd, FileEnd, Commit and Action, and on a
 // lane LaneHello, LaneData and LaneDataZstd; the agent sends Welcome,
 // LaneToken, Error, ListEntries, ListEnd, HashResult, HashEnd, Result and
@@ -67,6 +73,7 @@ const (
 	MsgLaneToken    MsgType = 4
 	MsgLaneHello    MsgType = 5
 	MsgLaneWelcome  MsgType = 6
+	MsgStream       MsgType = 7
 	MsgList         MsgType = 10
 	MsgListEntries  MsgType = 11
 	MsgListEnd      MsgType = 12
@@ -95,6 +102,7 @@ var msgNames = map[MsgType]string{
 	MsgResult: "result", MsgAction: "action", MsgActionResult: "action-result",
 	MsgLaneToken: "lane-token", MsgLaneHello: "lane-hello", MsgLaneWelcome: "lane-welcome",
 	MsgLanedOp: "laned-op", MsgLaneData: "lane-data", MsgLaneDataZstd: "lane-data-zstd",
+	MsgStream: "stream",
 }
 
 func (t MsgType) String() string {
@@ -122,6 +130,7 @@ func Errorf(format string, args ...any) error {
 type FrameReader struct {
 	r   *bufio.Reader
 	buf []byte
+	z   *zstd.Decoder // after Decompress
 }
 
 // NewFrameReader reads frames from r through a 64 KiB buffer.
@@ -162,6 +171,60 @@ func (fr *FrameReader) Next() (MsgType, []byte, error) {
 	return t, fr.buf, nil
 }
 
+// Decompress makes every later frame come out of one zstd stream: the peer
+// sent a Stream message. The decompressor's window is bounded by
+// 2*StreamWindow, whatever the stream's header claims; Close releases it.
+func (fr *FrameReader) Decompress() error {
+	if fr.z != nil {
+		return Errorf("a second stream message")
+	}
+	z, err := zstd.NewReader(fr.r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(2*StreamWindow), zstd.WithDecoderMaxMemory(MaxFrameSize+2*StreamWindow))
+	if err != nil {
+		return err
+	}
+	fr.z = z
+	fr.r = bufio.NewReaderSize(&streamReader{z}, 64<<10)
+	return nil
+}
+
+// streamReader turns the decompressor's errors into protocol errors.
+type streamReader struct{ z *zstd.Decoder }
+
+func (s *streamReader) Read(p []byte) (int, error) {
+	n, err := s.z.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The sender never ends its zstd frame: it closes the channel
+		// after its last flushed block. Whether that was at a frame of
+		// this protocol's boundary, Next tells.
+		return n, io.EOF
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		var pe *ProtocolError
+		if !errors.As(err, &pe) && isZstdError(err) {
+			return n, Errorf("bad compressed stream: %v", err)
+		}
+	}
+	return n, err
+}
+
+// isZstdError tells the decompressor's own errors (bad data) from the
+// errors of the reader below it (a broken connection).
+func isZstdError(err error) bool {
+	return strings.HasPrefix(err.Error(), "zstd") || errors.Is(err, zstd.ErrMagicMismatch) ||
+		errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) ||
+		errors.Is(err, zstd.ErrBlockTooSmall) || errors.Is(err, zstd.ErrReservedBlockType) ||
+		errors.Is(err, zstd.ErrCompressedSizeTooBig) || errors.Is(err, zstd.ErrUnknownDictionary) ||
+		errors.Is(err, zstd.ErrFrameSizeExceeded) || errors.Is(err, zstd.ErrCRCMismatch)
+}
+
+// Close releases the decompressor, if any.
+func (fr *FrameReader) Close() {
+	if fr.z != nil {
+		fr.z.Close()
+	}
+}
+
 func unexpectedEOF(err error) error {
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
@@ -174,11 +237,27 @@ type FrameWriter struct {
 	w   *bufio.Writer
 	enc wbuf
 	n   int64 // bytes written, for statistics (Written)
+	// z compresses what the buffer sends, after Compress.
+	z *zstd.Encoder
+	// wire counts the bytes that reach the underlying writer.
+	wire *countingWriter
 }
 
 // NewFrameWriter writes frames to w through a 64 KiB buffer.
 func NewFrameWriter(w io.Writer) *FrameWriter {
-	return &FrameWriter{w: bufio.NewWriterSize(w, 64<<10)}
+	cw := &countingWriter{w: w}
+	return &FrameWriter{w: bufio.NewWriterSize(cw, 64<<10), wire: cw}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // WriteRaw writes one frame of type t with payload as it is (data frames).
@@ -225,11 +304,67 @@ func (fw *FrameWriter) Write(m Message) error {
 }
 
 // Flush sends the buffered frames.
-func (fw *FrameWriter) Flush() error { return fw.w.Flush() }
+func (fw *FrameWriter) Flush() error {
+	if err := fw.w.Flush(); err != nil {
+		return err
+	}
+	if fw.z != nil {
+		return fw.z.Flush()
+	}
+	return nil
+}
 
 // Written is the number of bytes of the frames written so far (buffered
 // or sent), for statistics.
 func (fw *FrameWriter) Written() int64 { return fw.n }
+
+// Wire is the number of bytes sent on the underlying writer (after
+// compression, once Compress was called).
+func (fw *FrameWriter) Wire() int64 { return fw.wire.n }
+
+// StreamWindow is the zstd window of a compressed stream: what the
+// compressor may refer back to, and what the agent's decompressor holds.
+// A source tree's files repeat their licence headers, imports and idioms
+// across files, which per-chunk compression cannot see: the 10,000 Go
+// source files of the benchmark are 60.6 MB as a tar stream, 13.3 MB as
+// one zstd stream and far more as 10,000 compressed files.
+const StreamWindow = 4 << 20
+
+// Compress sends a Stream message, then makes every later frame part of
+// one zstd stream at level (zstd.SpeedDefault for a network link). The
+// peer must have offered FeatureZstdStream. Close releases the compressor.
+func (fw *FrameWriter) Compress(level zstd.EncoderLevel) error {
+	if fw.z != nil {
+		return nil
+	}
+	if err := fw.Write(&Stream{}); err != nil {
+		return err
+	}
+	if err := fw.w.Flush(); err != nil {
+		return err
+	}
+	z, err := zstd.NewWriter(fw.wire, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(StreamWindow))
+	if err != nil {
+		return err
+	}
+	fw.z = z
+	fw.w.Reset(z)
+	return nil
+}
+
+// Compressed reports whether Compress was called.
+func (fw *FrameWriter) Compressed() bool { return fw.z != nil }
+
+// Close releases the compressor (nothing else: the caller owns the
+// underlying writer). It does not flush.
+func (fw *FrameWriter) Close() {
+	if fw.z != nil {
+		// Reset to a discarding writer so that Close writes no end frame
+		// into a channel that may be closed or busy.
+		fw.z.Reset(io.Discard)
+		_ = fw.z.Close()
+	}
+}
 
 // Message is a control message: one of the message structs of this
 // package (the set is closed).
@@ -644,6 +779,14 @@ type LaneHello struct{ Token string }
 func (*LaneHello) MsgType() MsgType { return MsgLaneHello }
 func (m *LaneHello) encode(w *wbuf) { w.s(m.Token) }
 func (m *LaneHello) decode(r *rbuf) { m.Token = r.s(64) }
+
+// Stream says that every later byte the client sends on this channel is
+// part of one zstd stream (FeatureZstdStream).
+type Stream struct{}
+
+func (*Stream) MsgType() MsgType { return MsgStream }
+func (*Stream) encode(*wbuf)     {}
+func (*Stream) decode(*rbuf)     {}
 
 // LaneWelcome accepts a lane (agent -> client, on the lane).
 type LaneWelcome struct{}

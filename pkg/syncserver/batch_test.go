@@ -116,7 +116,7 @@ func TestBatchOrderWithConcurrentWriters(t *testing.T) {
 func TestPathOperationsWaitForTheirWrites(t *testing.T) {
 	appRoot := t.TempDir()
 	os.MkdirAll(filepath.Join(appRoot, "app", "d"), 0o755)
-	c := testSession(t, appRoot, filesync.ClientOptions{NoCompress: true})
+	c := testSession(t, appRoot, filesync.ClientOptions{Compress: filesync.CompressNever})
 	big := make([]byte, 6*syncproto.ChunkSize)
 	rand.Read(big) // incompressible: the write stays in flight for a while
 	bigOpen := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(big)), nil }

@@ -25,6 +25,23 @@ func TestWithLanes(t *testing.T) {
 	t.Run("LargeFileBoundedMemory", TestLargeFileBoundedMemory)
 }
 
+// testCompress makes testSession's clients compress (auto does not over a
+// pipe: its round trip is below filesync.AutoCompressRTT).
+var testCompress bool
+
+// TestCompressed runs the session tests with compression on: small files
+// in one zstd stream on the session's channel, big files' chunks on the
+// lanes compressed one by one.
+func TestCompressed(t *testing.T) {
+	testCompress = true
+	defer func() { testCompress = false }()
+	t.Run("RoundTrip", TestRoundTrip)
+	t.Run("BatchOrder", TestBatchOrderWithConcurrentWriters)
+	t.Run("LargeFileBoundedMemory", TestLargeFileBoundedMemory)
+	t.Run("NewDirectoryAppearsWhole", TestNewDirectoryAppearsWhole)
+	t.Run("Lanes", TestWithLanes)
+}
+
 // TestLanesCarryOnlyLargeFiles: small files go inline, a file of
 // LaneMinSize or more on the lanes.
 func TestLanesCarryOnlyLargeFiles(t *testing.T) {

@@ -76,6 +76,9 @@ func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *fil
 	if opts.Dest == "" {
 		opts.Dest = "/app"
 	}
+	if testCompress && opts.Compress == filesync.CompressAuto {
+		opts.Compress = filesync.CompressAlways
+	}
 	var lanes sync.WaitGroup
 	ours := testLanes > 0 && opts.Lanes == 0
 	if ours {

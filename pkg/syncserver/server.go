@@ -74,6 +74,8 @@ type session struct {
 	fw   *syncproto.FrameWriter
 	dest string
 	zstd bool
+	// zstdStream: the client may send a Stream message (FeatureZstdStream).
+	zstdStream bool
 	dec  syncproto.Decompressor
 	// dirs are directories this session created or found, so that a
 	// write into them skips MkdirAll (two path resolutions per file); any
@@ -116,6 +118,7 @@ func (srv *Server) Serve(ctx context.Context, rw io.ReadWriter, root Root) error
 	}
 	defer func() {
 		s.dec.Close()
+		s.fr.Close()
 		if s.lanes != nil {
 			s.lanes.close()
 		}
@@ -176,6 +179,15 @@ func (s *session) run(ctx context.Context) error {
 				return err
 			}
 			err = s.action(ctx, m)
+		case syncproto.MsgStream:
+			// From here on the client's frames are one zstd stream.
+			if !s.zstdStream {
+				return syncproto.Errorf("stream message without the %s feature", syncproto.FeatureZstdStream)
+			}
+			if err := syncproto.Decode(&syncproto.Stream{}, payload); err != nil {
+				return err
+			}
+			err = s.fr.Decompress()
 		default:
 			return syncproto.Errorf("unexpected %s message", t)
 		}
@@ -228,6 +240,9 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 		switch f {
 		case syncproto.FeatureZstd:
 			s.zstd = true
+			feats = append(feats, f)
+		case syncproto.FeatureZstdStream:
+			s.zstdStream = true
 			feats = append(feats, f)
 		case syncproto.FeatureLanes:
 			lanes = true

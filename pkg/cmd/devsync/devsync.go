@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,10 +80,6 @@ type Options struct {
 	PodRunningTimeout time.Duration
 	Compress          string
 
-	// Filled by Run: whether file content is compressed, and why (-v).
-	compress    bool
-	compressWhy string
-
 	// Filled by Complete.
 	LocalDir   string
 	TypeName   string
@@ -150,7 +144,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	flags.BoolVar(&o.Poll, "poll", false, "Poll the local tree instead of using inotify.")
 	flags.StringVar(&o.Identity, "identity", "", "Your SSH private key; default: the key pair in the kubectl-dev folder beside your kubeconfig (created by kubectl devpatch).")
 	flags.DurationVar(&o.PodRunningTimeout, "pod-running-timeout", o.PodRunningTimeout, "How long to wait for a running pod with a ready agent (at start; reconnects wait as long as needed).")
-	flags.StringVar(&o.Compress, "compress", o.Compress, "Compress file content with zstd: auto (unless the API server is on this machine), zstd or none.")
+	flags.StringVar(&o.Compress, "compress", o.Compress, "Compress what is sent with zstd: auto (when the round trip to the agent, measured at the handshake, says the link is a network), zstd or none.")
 }
 
 // Complete parses the arguments and builds the clients.
@@ -216,48 +210,18 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// compressContent says whether file content is compressed, and why.
-// auto compresses unless the API server is on this machine (a loopback or
-// unspecified address, or localhost: kind, k3d, minikube's docker driver,
-// the project's own cluster). There the API server, the kubelet and the
-// runtime that relay the stream share the client's CPUs, and zstd costs
-// the client and the agent about as much as the relays save: on the local
-// cluster a 10,000-file source tree synced in 945 ms uncompressed and
-// 1012 ms compressed (medians of 7, docs/benchmarks.md). Across a network,
-// zstd (about 190 MB/s for such a tree, 2.8x smaller) is faster than the
-// link.
-func compressContent(mode, apiServer string) (bool, string) {
+// compression maps --compress to the session's setting. auto is decided
+// by the session from the round trip of its handshake, not from the API
+// server's address: a loopback address is as often a proxy, a tunnel or a
+// gateway in front of a remote cluster (see filesync.AutoCompressRTT).
+func compression(mode string) filesync.Compression {
 	switch mode {
 	case "zstd":
-		return true, "--compress zstd"
+		return filesync.CompressAlways
 	case "none":
-		return false, "--compress none"
+		return filesync.CompressNever
 	}
-	if h := apiServerHost(apiServer); isLocalHost(h) {
-		return false, fmt.Sprintf("the API server (%s) is on this machine; --compress zstd to compress", h)
-	}
-	return true, "the API server is remote"
-}
-
-// apiServerHost is the host name or address of a rest.Config's Host
-// ("https://127.0.0.1:6443", "127.0.0.1:6443", "https://[::1]:6443").
-func apiServerHost(host string) string {
-	if !strings.Contains(host, "://") {
-		host = "https://" + host
-	}
-	u, err := url.Parse(host)
-	if err != nil {
-		return ""
-	}
-	return u.Hostname()
-}
-
-func isLocalHost(h string) bool {
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	return filesync.CompressAuto
 }
 
 func (o *Options) identityFile() string {
@@ -316,7 +280,6 @@ func (o *Options) Run(ctx context.Context) error {
 	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
 		cfg.Progress = NewProgressBar(o.ErrOut)
 	}
-	o.compress, o.compressWhy = compressContent(o.Compress, o.RESTConfig.Host)
 	conn := &syncengine.AgentConnector{
 		Conn: &agentconn.Connector{
 			Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
@@ -324,7 +287,7 @@ func (o *Options) Run(ctx context.Context) error {
 		},
 		Client:   o.Client,
 		Dest:     o.Dest,
-		Compress: o.compress,
+		Compress: compression(o.Compress),
 		Name:     "kubectl-devsync",
 	}
 	warn := func(msg string) { fmt.Fprintln(o.ErrOut, "Warning:", msg) }
@@ -359,10 +322,10 @@ func (p *printer) Connected(s syncengine.Session, first bool) {
 	if !klog.V(1).Enabled() {
 		return
 	}
-	if o.compress {
-		fmt.Fprintf(o.ErrOut, "file content is compressed with zstd where that makes it smaller (%s)\n", o.compressWhy)
+	if z, why, _ := s.Client().Compression(); z {
+		fmt.Fprintf(o.ErrOut, "file content is compressed with zstd (%s)\n", why)
 	} else {
-		fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", o.compressWhy)
+		fmt.Fprintf(o.ErrOut, "file content is not compressed (%s)\n", why)
 	}
 	// Lanes open in the background; this waits for them.
 	if n, err := s.Client().Lanes(); n > 0 {

@@ -2,6 +2,8 @@ package devsync
 
 import (
 	"testing"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 )
 
 func TestValidate(t *testing.T) {
@@ -29,25 +31,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestCompressContent(t *testing.T) {
-	for _, tt := range []struct {
-		mode, host string
-		want       bool
-	}{
-		{"auto", "https://127.0.0.1:6443", false},
-		{"auto", "127.0.0.1:6443", false},
-		{"auto", "https://[::1]:6443", false},
-		{"auto", "https://0.0.0.0:33445", false}, // k3d
-		{"auto", "https://localhost:8443", false},
-		{"auto", "https://10.0.0.5:6443", true},
-		{"auto", "https://my-cluster.example.com", true},
-		{"auto", "https://kubernetes.docker.internal:6443", true},
-		{"auto", "https://127.0.0.1.example.com:6443", true},
-		{"zstd", "https://127.0.0.1:6443", true},
-		{"none", "https://my-cluster.example.com", false},
+func TestCompression(t *testing.T) {
+	for mode, want := range map[string]filesync.Compression{
+		"auto": filesync.CompressAuto, "zstd": filesync.CompressAlways, "none": filesync.CompressNever,
 	} {
-		if got, why := compressContent(tt.mode, tt.host); got != tt.want || why == "" {
-			t.Errorf("compressContent(%q, %q) = %v (%q), want %v", tt.mode, tt.host, got, why, tt.want)
+		if got := compression(mode); got != want {
+			t.Errorf("compression(%q) = %v, want %v", mode, got, want)
 		}
 	}
 }
