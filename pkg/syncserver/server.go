@@ -76,7 +76,7 @@ type session struct {
 	zstd bool
 	// zstdStream: the client may send a Stream message (FeatureZstdStream).
 	zstdStream bool
-	dec  syncproto.Decompressor
+	dec        syncproto.Decompressor
 	// dirs are directories this session created or found, so that a
 	// write into them skips MkdirAll (two path resolutions per file); any
 	// delete, rename or symlink forgets them.
