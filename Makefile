@@ -78,9 +78,16 @@ images: build ## Build and push the test images to the local registry
 demo: cluster-up images ## The main job end to end on the local cluster
 	bin/kdev demo
 
+# PROFILE: loopback (the local cluster as it is) or an emulated link (lan,
+# wan, far; hack/link); empty runs all four, each rewriting its own section.
+PROFILE ?=
+BENCH_PROFILES := $(if $(PROFILE),$(PROFILE),loopback lan wan far)
+
 .PHONY: bench
-bench: build ## devsync benchmarks on the local cluster, against kubectl cp and tar | kubectl exec; writes docs/benchmarks.md
-	go run ./test/bench --out docs/benchmarks.md
+bench: build ## devsync and devssh benchmarks against kubectl cp, tar | kubectl exec, kubectl exec, per link profile (PROFILE=wan for one); writes docs/benchmarks.md
+	@set -e; images=true; for p in $(BENCH_PROFILES); do \
+	  echo "go run ./test/bench --profile $$p --images=$$images --out docs/benchmarks.md"; \
+	  go run ./test/bench --profile $$p --images=$$images --out docs/benchmarks.md; images=false; done
 
 # A release: see docs/release.md. VERSION must be semver with a v (krew's rule).
 DIST       ?= dist

@@ -41,7 +41,7 @@ func (b *bench) devssh(ctx context.Context, pod *corev1.Pod, res *results) error
 			return err
 		}
 		ssh = append(ssh, d)
-		if d, err = timeit(nil, "exec", "-n", b.ns, pod.Name, "-c", "app", "--", "true"); err != nil {
+		if d, err = timeit(nil, "exec", "-n", b.ns, "deploy/demo", "-c", "app", "--", "true"); err != nil {
 			return err
 		}
 		ex = append(ex, d)
@@ -52,7 +52,7 @@ func (b *bench) devssh(ctx context.Context, pod *corev1.Pod, res *results) error
 		return err
 	}
 	defer os.RemoveAll(dir)
-	res.stdinMB = 100
+	res.stdinMB = min(100, max(10, *bigMB/2))
 	file := filepath.Join(dir, "stdin.bin")
 	if _, err := writeRandomFile(file, res.stdinMB); err != nil {
 		return err

@@ -80,13 +80,13 @@ func (b *bench) initialSync(ctx context.Context, pod *corev1.Pod, res *results) 
 
 // syncSet is one tree's initial-sync figures.
 type syncSet struct {
-	files                        int
-	bytes                        int64
-	what                         string
-	rounds                       int
-	syncDevsync, syncCp, syncTar time.Duration
-	pairedCp, pairedTar          float64
-	runs                         string
+	files                                  int
+	bytes                                  int64
+	what                                   string
+	rounds                                 int
+	syncDevsync, syncCp, syncTar, syncTarZ time.Duration
+	pairedCp, pairedTar, pairedTarZ        float64
+	runs                                   string
 }
 
 // syncRounds copies local into the pod with each method, --rounds times,
@@ -98,7 +98,7 @@ type syncSet struct {
 // deleted inode), so a delete between runs would penalise whichever method
 // runs next. It returns the last devsync destination.
 func (b *bench) syncRounds(ctx context.Context, pod *corev1.Pod, local, tag string, set *syncSet, dirs *[]string) (string, error) {
-	var dDevsync, dCp, dTar []time.Duration
+	var dDevsync, dCp, dTar, dTarZ []time.Duration
 	dest := func(r int, m string) string { return fmt.Sprintf("/srv/%s%d-%s", tag, r, m) }
 	methods := []struct {
 		name string
@@ -129,6 +129,21 @@ func (b *bench) syncRounds(ctx context.Context, pod *corev1.Pod, local, tag stri
 			}
 			return err
 		}, &dTar},
+		{"tar cz | kubectl exec tar xz", "tarz", func(dest string) error {
+			tar := exec.CommandContext(ctx, "tar", "cz", "-C", local, ".")
+			pipe, err := tar.StdoutPipe()
+			if err != nil {
+				return err
+			}
+			if err := tar.Start(); err != nil {
+				return err
+			}
+			_, err = b.kubectl(ctx, pipe, "exec", "-i", "-n", b.ns, pod.Name, "-c", "app", "--", "sh", "-c", "mkdir -p "+dest+" && tar xz -C "+dest)
+			if werr := tar.Wait(); err == nil {
+				err = werr
+			}
+			return err
+		}, &dTarZ},
 	}
 	for r := range *rounds {
 		for i := range methods {
@@ -143,9 +158,9 @@ func (b *bench) syncRounds(ctx context.Context, pod *corev1.Pod, local, tag stri
 			*m.ds = append(*m.ds, d)
 		}
 	}
-	set.syncDevsync, set.syncCp, set.syncTar = pct(dDevsync, 50), pct(dCp, 50), pct(dTar, 50)
-	set.pairedCp, set.pairedTar = pairedRatio(dCp, dDevsync), pairedRatio(dTar, dDevsync)
-	set.runs = fmt.Sprintf("devsync %s; kubectl cp %s; tar | exec %s", msList(dDevsync), msList(dCp), msList(dTar))
+	set.syncDevsync, set.syncCp, set.syncTar, set.syncTarZ = pct(dDevsync, 50), pct(dCp, 50), pct(dTar, 50), pct(dTarZ, 50)
+	set.pairedCp, set.pairedTar, set.pairedTarZ = pairedRatio(dCp, dDevsync), pairedRatio(dTar, dDevsync), pairedRatio(dTarZ, dDevsync)
+	set.runs = fmt.Sprintf("devsync %s; kubectl cp %s; tar | exec %s; tar cz | exec %s", msList(dDevsync), msList(dCp), msList(dTar), msList(dTarZ))
 	set.rounds = *rounds
 	return dest(*rounds-1, "devsync"), nil
 }

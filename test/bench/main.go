@@ -38,6 +38,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubectl-dev/kubectl-dev/hack/link"
 	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
 )
 
@@ -49,6 +50,7 @@ var (
 	restart = flag.Int("restarts", 5, "edits for the --restart benchmark")
 	rounds  = flag.Int("rounds", 7, "runs of each initial-sync and big-file method (the median is reported; the machine may be shared)")
 	only    = flag.String("only", "", "run only this benchmark: latency, initial, big, restart, devssh or watchmem")
+	profile = flag.String("profile", "loopback", "the link to the API server: loopback (none), or an emulated link of hack/link: lan, wan or far")
 	bigMB   = flag.Int("big", 200, "size in MB of the one-big-file benchmark")
 	images  = flag.Bool("images", true, "build and push the test images first (kdev images build, as the e2e tests do); with --images=false the images already in the registry are used")
 	watchN  = flag.Int("watch-files", 100000, "files of the watched tree of the client-memory benchmark (100 per directory)")
@@ -63,6 +65,11 @@ var (
 type bench struct {
 	env *framework.Env
 	ns  string
+	// link is the emulated link every kubectl and plugin run crosses (nil
+	// on loopback); direct is the kubeconfig without it, for the probes
+	// that observe the pod.
+	link   *link.Link
+	direct string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -77,10 +84,55 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	b := &bench{env: env, ns: fmt.Sprintf("bench-%d", time.Now().Unix())}
+	b := &bench{env: env, ns: fmt.Sprintf("bench-%d", time.Now().Unix()), direct: env.Kubeconfig}
+	if err := b.setLink(); err != nil {
+		fail(err)
+	}
+	if b.link != nil {
+		defer b.link.Close()
+	}
 	if err := b.run(ctx); err != nil {
 		fail(err)
 	}
+}
+
+// setLink puts the emulated link of --profile in front of the API server:
+// from here on kubectl, the plugins and the bench's own port-forward
+// streams go through it. The kubeconfig through it lives beside the
+// cluster's (the plugins' keys are found beside the kubeconfig). Flags
+// that were not given take the profile's defaults: fewer rounds and a
+// smaller big file where the link is slow.
+func (b *bench) setLink() error {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *profile == "loopback" {
+		return nil
+	}
+	p, err := link.Lookup(*profile)
+	if err != nil {
+		return fmt.Errorf("--profile: %w", err)
+	}
+	up, err := link.Upstream(b.env.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	if b.link, err = link.Start(p, "127.0.0.1:0", up); err != nil {
+		return err
+	}
+	kc := filepath.Join(filepath.Dir(b.env.Kubeconfig), "bench-"+p.Name+".kubeconfig")
+	if err := link.WriteKubeconfig(b.env.Kubeconfig, kc, b.link.Addr()); err != nil {
+		return err
+	}
+	b.env.Kubeconfig = kc
+	os.Setenv("KUBECONFIG", kc)
+	if !set["rounds"] {
+		*rounds = 3
+	}
+	if !set["big"] && p.Name == "far" {
+		*bigMB = 50
+	}
+	b.logf("link %s (%s) on %s; %d rounds, big file %d MB", p.Name, p.Summary, b.link.Addr(), *rounds, *bigMB)
+	return nil
 }
 
 func fail(err error) {
@@ -133,7 +185,9 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if *only == "" || *only == "restart" {
+	// Restarts and the client's memory do not depend on the link: they
+	// run on loopback only.
+	if (*only == "" && b.link == nil) || *only == "restart" {
 		if err := b.restarts(ctx, pod, res); err != nil {
 			return err
 		}
@@ -145,11 +199,12 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	// Last: deleting its 100,000 files in the pod slows file creation
 	// there for a while (see initialSync).
-	if *only == "" || *only == "watchmem" {
+	if (*only == "" && b.link == nil) || *only == "watchmem" {
 		if err := b.watchMem(ctx, pod, res); err != nil {
 			return err
 		}
 	}
+	res.profile, res.link = *profile, b.link
 	return res.write(*out)
 }
 
