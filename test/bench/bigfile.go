@@ -19,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	cgportforward "k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
@@ -206,7 +207,11 @@ func (b *bench) stockDialer(pod string) (httpstream.Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := portforward.URL(b.env.Client.CoreV1().RESTClient(), b.ns, pod)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u := portforward.URL(cs.CoreV1().RESTClient(), b.ns, pod)
 	transport, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		return nil, err

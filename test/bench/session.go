@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
@@ -156,5 +157,10 @@ func (b *bench) dialerFor(kubeconfig, pod string) (httpstream.Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return portforward.NewDialer(cfg, portforward.URL(b.env.Client.CoreV1().RESTClient(), b.ns, pod))
+	// The URL's host is the one dialled: it comes from the same kubeconfig.
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return portforward.NewDialer(cfg, portforward.URL(cs.CoreV1().RESTClient(), b.ns, pod))
 }
