@@ -36,6 +36,11 @@ type ClientOptions struct {
 	// LaneMinSize is the smallest file whose content goes on the lanes;
 	// 0 means LaneMinSize, a negative value sends every file on them.
 	LaneMinSize int64
+	// PrefetchList sends the request for the listing of the destination
+	// with the Hello, in the same flight: the initial sync's first List
+	// then costs no round trip of its own. A request of another kind made
+	// first reads and drops that listing.
+	PrefetchList bool
 }
 
 // Compression is ClientOptions.Compress.
@@ -93,6 +98,9 @@ type Client struct {
 	welcome syncproto.Welcome
 	enc     *syncproto.Compressor // nil when not compressing
 	rtt     time.Duration         // of the handshake
+	// listPending: the listing of the destination was asked for with the
+	// Hello and not read yet (ClientOptions.PrefetchList).
+	listPending bool
 	why     string                // compressing or not, and why
 	mu      sync.Mutex
 	nextID  uint64
@@ -128,6 +136,12 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	}
 	if err := c.fw.Write(&h); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	if opts.PrefetchList {
+		if err := c.fw.Write(&syncproto.ListReq{}); err != nil {
+			return nil, fmt.Errorf("send hello: %w", err)
+		}
+		c.listPending = true
 	}
 	if err := c.fw.Flush(); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
@@ -359,12 +373,34 @@ func (c *Client) List(ctx context.Context, sub string, fn func(syncproto.Entry) 
 		return err
 	}
 	defer c.unlock(&err)
+	if sub == "" && c.listPending {
+		c.listPending = false
+		return c.readList(ctx, fn)
+	}
+	if err := c.dropPendingList(ctx); err != nil {
+		return err
+	}
 	if err := c.fw.Write(&syncproto.ListReq{Path: sub}); err != nil {
 		return c.writeErr(err)
 	}
 	if err := c.fw.Flush(); err != nil {
 		return c.writeErr(err)
 	}
+	return c.readList(ctx, fn)
+}
+
+// dropPendingList reads and drops a prefetched listing that no List
+// claimed before another request.
+func (c *Client) dropPendingList(ctx context.Context) error {
+	if !c.listPending {
+		return nil
+	}
+	c.listPending = false
+	return c.readList(ctx, func(syncproto.Entry) error { return nil })
+}
+
+// readList reads one listing's frames, calling fn for each entry.
+func (c *Client) readList(ctx context.Context, fn func(syncproto.Entry) error) error {
 	var fnErr error
 	for {
 		t, payload, err := c.recv(ctx)
@@ -407,6 +443,9 @@ func (c *Client) Hash(ctx context.Context, paths []string) (_ map[string][32]byt
 		return nil, err
 	}
 	defer c.unlock(&err)
+	if err := c.dropPendingList(ctx); err != nil {
+		return nil, err
+	}
 	out := make(map[string][32]byte, len(paths))
 	for len(paths) > 0 {
 		n := min(len(paths), syncproto.MaxHashPaths)
@@ -481,6 +520,9 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 		return nil, err
 	}
 	defer c.unlock(&err)
+	if err := c.dropPendingList(ctx); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	wire0 := c.fw.Wire()
 	if l := c.waitLanes(false); l != nil {
@@ -625,6 +667,9 @@ func (c *Client) Action(ctx context.Context, a syncproto.Action) (output string,
 		return "", err
 	}
 	defer c.unlock(&err)
+	if err := c.dropPendingList(ctx); err != nil {
+		return "", err
+	}
 	if err := c.fw.Write(&a); err != nil {
 		return "", c.writeErr(err)
 	}

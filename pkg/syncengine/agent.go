@@ -56,6 +56,9 @@ func (a *AgentConnector) Connect(ctx context.Context, timeout time.Duration) (Se
 	defer cancel()
 	c, err := filesync.NewClient(hctx, rw, filesync.ClientOptions{
 		Dest: a.Dest, Name: a.Name, Lanes: filesync.DefaultLanes, OpenLane: open, Compress: a.Compress,
+		// Every session starts with an initial sync, whose first step lists
+		// the destination: asked for with the Hello, it costs no round trip.
+		PrefetchList: true,
 	})
 	if err != nil {
 		rw.Close()

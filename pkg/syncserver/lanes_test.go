@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,5 +125,37 @@ func TestLanesOpenInTheBackground(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(appRoot, "app", name)); string(b) != want {
 			t.Errorf("%s: %d bytes arrived", name, len(b))
 		}
+	}
+}
+
+// TestPrefetchedList: with PrefetchList the listing asked for with the
+// Hello serves the first List; a request of another kind made first drops
+// it, and the session goes on.
+func TestPrefetchedList(t *testing.T) {
+	local := sampleTree(t)
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app/sub"), 0o755)
+	write(t, filepath.Join(appRoot, "app/sub/there.txt"), "there", 0o644)
+
+	c := testSession(t, appRoot, filesync.ClientOptions{PrefetchList: true})
+	s, err := filesync.NewSyncer(c, filesync.Options{LocalDir: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := s.InitialSync(context.Background()); err != nil || sum.Err() != nil || sum.Files == 0 {
+		t.Fatalf("initial sync after a prefetched listing: %+v, %v", sum, err)
+	}
+
+	c = testSession(t, appRoot, filesync.ClientOptions{PrefetchList: true})
+	hs, err := c.Hash(context.Background(), []string{"sub/there.txt"})
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("Hash before the prefetched listing was read: %v, %v", hs, err)
+	}
+	var names []string
+	if err := c.List(context.Background(), "", func(e syncproto.Entry) error { names = append(names, e.Path); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "sub/there.txt") {
+		t.Errorf("List after Hash: %v", names)
 	}
 }
