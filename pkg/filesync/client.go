@@ -101,11 +101,11 @@ type Client struct {
 	// listPending: the listing of the destination was asked for with the
 	// Hello and not read yet (ClientOptions.PrefetchList).
 	listPending bool
-	why     string                // compressing or not, and why
-	mu      sync.Mutex
-	nextID  uint64
-	broken  error
-	buf     []byte
+	why         string // compressing or not, and why
+	mu          sync.Mutex
+	nextID      uint64
+	broken      error
+	buf         []byte
 	// Lanes open in the background (each takes a few round trips) and
 	// are waited for by the first file that needs them: a sync of small
 	// files never waits. lanes and laneErr are valid once lanesReady is
