@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
@@ -157,5 +158,38 @@ func TestPrefetchedList(t *testing.T) {
 	}
 	if !slices.Contains(names, "sub/there.txt") {
 		t.Errorf("List after Hash: %v", names)
+	}
+}
+
+// TestAutoCompression: auto compresses when the handshake's round trip is
+// a network's, and not over a pipe; never and always do as they say.
+func TestAutoCompression(t *testing.T) {
+	appRoot := t.TempDir()
+	os.MkdirAll(filepath.Join(appRoot, "app"), 0o755)
+	for _, tt := range []struct {
+		mode  filesync.Compression
+		delay time.Duration
+		want  bool
+		why   string
+	}{
+		{filesync.CompressAuto, 0, false, "a local link"},
+		{filesync.CompressAuto, 2 * filesync.AutoCompressRTT, true, "a network link; one zstd stream"},
+		{filesync.CompressNever, 2 * filesync.AutoCompressRTT, false, "--compress none"},
+		{filesync.CompressAlways, 0, true, "--compress zstd; one zstd stream"},
+	} {
+		testDelay = tt.delay
+		c := testSession(t, appRoot, filesync.ClientOptions{Compress: tt.mode})
+		testDelay = 0
+		z, why, rtt := c.Compression()
+		if z != tt.want || !strings.Contains(why, tt.why) {
+			t.Errorf("mode %d, read delay %s: compress %v (%s), want %v (%s)", tt.mode, tt.delay, z, why, tt.want, tt.why)
+		}
+		if tt.delay > 0 && rtt < tt.delay {
+			t.Errorf("measured round trip %s under a read delay of %s", rtt, tt.delay)
+		}
+		// The session works either way.
+		if err := c.List(context.Background(), "", func(syncproto.Entry) error { return nil }); err != nil {
+			t.Errorf("mode %d: List: %v", tt.mode, err)
+		}
 	}
 }

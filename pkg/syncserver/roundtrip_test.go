@@ -56,6 +56,20 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// testDelay delays every read of testSession's client by that much: a
+// round trip as long as a network's.
+var testDelay time.Duration
+
+type delayedConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c delayedConn) Read(p []byte) (int, error) {
+	time.Sleep(c.d)
+	return c.Conn.Read(p)
+}
+
 // testSession serves appRoot (a fake app root filesystem) over net.Pipe,
 // the session and its lanes with one syncserver.Server, and returns a
 // client whose destination is /app.
@@ -101,7 +115,11 @@ func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *fil
 			return countingConn{la}, nil
 		}
 	}
-	c, err := filesync.NewClient(ctx, a, opts)
+	var clientSide net.Conn = a
+	if testDelay > 0 {
+		clientSide = delayedConn{a, testDelay}
+	}
+	c, err := filesync.NewClient(ctx, clientSide, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
