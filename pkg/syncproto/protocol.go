@@ -343,7 +343,7 @@ func (fw *FrameWriter) Compress(level zstd.EncoderLevel) error {
 	if err := fw.w.Flush(); err != nil {
 		return err
 	}
-	z, err := zstd.NewWriter(fw.wire, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(StreamWindow))
+	z, err := zstd.NewWriter(fw.wire, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(StreamWindow), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return err
 	}

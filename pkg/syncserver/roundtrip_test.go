@@ -426,7 +426,14 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 	}
 	grown := int64(peak.Load()) - int64(base.HeapInuse)
 	t.Logf("heap in use grew by at most %s while streaming %s", fmt.Sprintf("%d MiB", grown>>20), fmt.Sprintf("%d MiB", size>>20))
-	if grown > 32<<20 {
+	// Compressing holds memory of a fixed size, whatever the file's: the
+	// stream's 4 MiB window at both ends, and each lane's encoder and
+	// decoder (the race detector doubles what each allocation holds).
+	limit := int64(32 << 20)
+	if testCompress {
+		limit = 56 << 20
+	}
+	if grown > limit {
 		t.Errorf("heap grew by %s streaming a %s file: content is being buffered", fmt.Sprintf("%d MiB", grown>>20), fmt.Sprintf("%d MiB", size>>20))
 	}
 }
