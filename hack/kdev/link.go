@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/kubectl-dev/kubectl-dev/hack/internal/cluster"
-	"github.com/kubectl-dev/kubectl-dev/hack/internal/link"
+	"github.com/kubectl-dev/kubectl-dev/hack/link"
 	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
