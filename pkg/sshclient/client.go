@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -30,6 +31,16 @@ const User = "devssh"
 // before the remote command reported its exit status.
 var ErrConnectionLost = errors.New("the connection to the agent was lost")
 
+// DefaultKeepaliveInterval and KeepaliveCountMax bound how long a dead
+// connection (a stalled link, no reset) goes unnoticed: a keepalive is sent
+// every interval and waited for one interval, and the connection is closed
+// after KeepaliveCountMax unanswered ones, so at most
+// (KeepaliveCountMax+1) x interval after the last answer.
+const (
+	DefaultKeepaliveInterval = 15 * time.Second
+	KeepaliveCountMax        = 3
+)
+
 // Config is how to authenticate to the agent.
 type Config struct {
 	// Signer is the user's private key (see LoadSigner).
@@ -40,8 +51,9 @@ type Config struct {
 	// HostKeySource names where HostKey came from, for messages
 	// (e.g. "secret/demo-devagent").
 	HostKeySource string
-	// KeepaliveInterval is how often the client checks the connection (15s
-	// when zero, negative disables); after 3 missed replies it closes it.
+	// KeepaliveInterval is how often the client checks the connection
+	// (DefaultKeepaliveInterval when zero, negative disables); after
+	// KeepaliveCountMax missed replies it closes it.
 	KeepaliveInterval time.Duration
 	// Timeout bounds the handshake (30s when zero).
 	Timeout time.Duration
@@ -115,7 +127,7 @@ func (c Config) hostKeyAlgo() string {
 // Client is an SSH connection to the agent.
 type Client struct {
 	*ssh.Client
-	conn     net.Conn
+	conn     *activityConn
 	lostOnce sync.Once
 	lost     chan struct{}
 }
@@ -123,7 +135,8 @@ type Client struct {
 // NewClient runs the SSH handshake on conn and starts keepalives.
 func NewClient(conn net.Conn, c Config) (*Client, error) {
 	cc := c.ClientConfig()
-	conn = coalesce.NewConn(conn)
+	ac := &activityConn{Conn: coalesce.NewConn(conn)}
+	conn = ac
 	// The port-forward stream has no deadlines: a timer bounds the handshake.
 	timer := time.AfterFunc(cc.Timeout, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, "devagent", cc)
@@ -141,17 +154,17 @@ func NewClient(conn net.Conn, c Config) (*Client, error) {
 		}
 		return nil, fmt.Errorf("SSH handshake with the agent: %w", err)
 	}
-	cl := &Client{Client: ssh.NewClient(sc, chans, reqs), conn: conn, lost: make(chan struct{})}
+	cl := &Client{Client: ssh.NewClient(sc, chans, reqs), conn: ac, lost: make(chan struct{})}
 	go func() {
 		_ = cl.Client.Wait()
 		cl.markLost()
 	}()
 	interval := c.KeepaliveInterval
 	if interval == 0 {
-		interval = 15 * time.Second
+		interval = DefaultKeepaliveInterval
 	}
 	if interval > 0 {
-		go cl.keepalive(interval, 3)
+		go cl.keepalive(interval, KeepaliveCountMax)
 	}
 	return cl, nil
 }
@@ -161,29 +174,45 @@ func (c *Client) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
 // Lost is closed when the connection has ended.
 func (c *Client) Lost() <-chan struct{} { return c.lost }
 
+// keepalive checks the peer every interval: one keepalive request at a
+// time, its answer waited for one interval. An interval without the answer
+// counts as missed only when nothing at all arrived from the peer during
+// it: on a slow link busy with an upload the answer waits behind the
+// queued data (seconds, or minutes at 1 Mbit/s with SSH's windows full)
+// while the peer's window adjustments keep arriving. After max missed
+// intervals in a row the connection is closed.
 func (c *Client) keepalive(interval time.Duration, max int) {
 	missed := 0
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var answer chan error // of the keepalive in flight; nil when none is
 	for {
 		select {
 		case <-c.lost:
 			return
 		case <-t.C:
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
-			done <- err
-		}()
+		if answer == nil {
+			answer = make(chan error, 1)
+			go func(answer chan<- error) {
+				_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+				answer <- err
+			}(answer)
+		}
+		waited := time.Now()
 		select {
-		case err := <-done:
+		case err := <-answer:
+			answer = nil
 			if err != nil {
 				c.Close()
 				return
 			}
 			missed = 0
 		case <-time.After(interval):
+			if c.conn.readSince(waited) {
+				missed = 0
+				continue
+			}
 			if missed++; missed >= max {
 				c.Close()
 				return
@@ -193,6 +222,23 @@ func (c *Client) keepalive(interval time.Duration, max int) {
 		}
 	}
 }
+
+// activityConn records when bytes last arrived from the peer.
+type activityConn struct {
+	net.Conn
+	last atomic.Int64 // UnixNano of the last Read that returned bytes
+}
+
+func (a *activityConn) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// readSince says whether bytes arrived at or after t.
+func (a *activityConn) readSince(t time.Time) bool { return a.last.Load() >= t.UnixNano() }
 
 // RunOptions is one shell or command.
 type RunOptions struct {

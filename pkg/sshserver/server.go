@@ -183,7 +183,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // ServeConn runs the SSH protocol on one connection until it ends.
-func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
+	c := &activityConn{Conn: nc}
 	defer c.Close()
 	// The handshake must not hang forever on a silent peer.
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -213,7 +214,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	log.Info("connection", "key", sc.Permissions.Extensions[extFingerprint], "client", string(sc.ClientVersion()))
 	start := time.Now()
 	defer func() { log.Debug("connection closed", "duration", time.Since(start).Round(time.Millisecond)) }()
-	go s.keepalive(ctx, sc, log)
+	go s.keepalive(ctx, sc, c, log)
 	go func() {
 		for r := range reqs {
 			// keepalive@openssh.com and anything else: not supported,
@@ -250,31 +251,46 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	wg.Wait()
 }
 
-func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, log *slog.Logger) {
+// keepalive checks the client every KeepaliveInterval: one keepalive
+// request at a time, its answer waited for one interval. An interval
+// without the answer counts as missed only when nothing at all arrived from
+// the client during it: on a slow link busy with an upload the answer waits
+// behind the queued data while the upload keeps arriving. After
+// KeepaliveMax missed intervals in a row the connection is closed.
+func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, c *activityConn, log *slog.Logger) {
 	if s.cfg.KeepaliveInterval < 0 {
 		return
 	}
 	t := time.NewTicker(s.cfg.KeepaliveInterval)
 	defer t.Stop()
 	missed := 0
+	var answer chan error // of the keepalive in flight; nil when none is
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, _, err := sc.SendRequest(wire.KeepaliveRequest, true, nil)
-			done <- err
-		}()
+		if answer == nil {
+			answer = make(chan error, 1)
+			go func(answer chan<- error) {
+				_, _, err := sc.SendRequest(wire.KeepaliveRequest, true, nil)
+				answer <- err
+			}(answer)
+		}
+		waited := time.Now()
 		select {
-		case err := <-done:
+		case err := <-answer:
+			answer = nil
 			if err != nil {
 				return // the connection is gone
 			}
 			missed = 0
 		case <-time.After(s.cfg.KeepaliveInterval):
+			if c.readSince(waited) {
+				missed = 0
+				continue
+			}
 			missed++
 			if missed >= s.cfg.KeepaliveMax {
 				log.Warn("the client stopped answering keepalives: closing the connection", "missed", missed)
@@ -286,6 +302,23 @@ func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, log *slog.Lo
 		}
 	}
 }
+
+// activityConn records when bytes last arrived from the client.
+type activityConn struct {
+	net.Conn
+	last atomic.Int64 // UnixNano of the last Read that returned bytes
+}
+
+func (a *activityConn) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// readSince says whether bytes arrived at or after t.
+func (a *activityConn) readSince(t time.Time) bool { return a.last.Load() >= t.UnixNano() }
 
 // FileAuthorizedKeys returns an AuthorizedKeys source that reads path on
 // every call, so that a Secret volume's update (an atomic symlink swap) is

@@ -82,7 +82,26 @@ func (s *agentSession) Gone(ctx context.Context) string {
 	return agentconn.Gone(ctx, s.api, s.conn.Target)
 }
 
+// closeGrace is how long a session's orderly close may take before its
+// SSH connection is closed under it.
+const closeGrace = time.Second
+
+// Close ends the devsync session, then the SSH connection. On a slow or
+// stalled link the session's close waits for the agent's answer behind
+// every byte already queued (SSH's windows hold megabytes: about 20 s at
+// 1 Mbit/s after a Ctrl-C in a large file); after closeGrace the
+// connection is closed under it, which ends those writes at once.
 func (s *agentSession) Close() {
-	s.client.Close()
+	done := make(chan struct{})
+	go func() {
+		s.client.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		klog.V(4).Infof("the devsync session with %s did not close within %s: closing the connection", s.Ref(), closeGrace)
+	}
 	s.conn.Close()
+	<-done
 }

@@ -24,7 +24,10 @@ func TestMain(m *testing.M) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	var err error
-	env, err = framework.Setup(ctx)
+	// KDEV_E2E_KEEP_IMAGES=1 uses the images already in the registry (for
+	// a run beside other work on the same cluster whose agent image must
+	// not change under it); the agent image must then match bin/.
+	env, err = framework.SetupWith(ctx, framework.Options{KeepImages: os.Getenv("KDEV_E2E_KEEP_IMAGES") != ""})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)

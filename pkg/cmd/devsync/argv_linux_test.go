@@ -188,3 +188,29 @@ func TestArgvWatch(t *testing.T) {
 		t.Errorf("stdout: %q", out.String())
 	}
 }
+
+// TestArgvProgressAlways: --progress always draws the bar on a stderr that
+// is not a terminal; by default it does not.
+func TestArgvProgressAlways(t *testing.T) {
+	root := inprocess.NewAppRoot(t)
+	a := inprocess.NewAgent(t, root.Subsystems())
+	local := t.TempDir()
+	mustWrite(t, filepath.Join(local, "a.txt"), strings.Repeat("a", 100<<10))
+	mustWrite(t, filepath.Join(local, "b.txt"), "b\n")
+	var out, errOut syncBuffer
+	if err := run(context.Background(), t, a, &out, &errOut, local, "demo-1", "--identity="+a.Identity, "--once"); err != nil {
+		t.Fatalf("devsync: %v\nstderr: %s", err, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "files") {
+		t.Errorf("a bar on a stderr that is not a terminal, without --progress: %q", errOut.String())
+	}
+	mustWrite(t, filepath.Join(local, "a.txt"), strings.Repeat("c", 100<<10))
+	mustWrite(t, filepath.Join(local, "b.txt"), "d\n")
+	out, errOut = syncBuffer{}, syncBuffer{}
+	if err := run(context.Background(), t, a, &out, &errOut, local, "demo-1", "--identity="+a.Identity, "--once", "--progress", "always"); err != nil {
+		t.Fatalf("devsync --progress always: %v\nstderr: %s", err, errOut.String())
+	}
+	if s := errOut.String(); !strings.Contains(s, "\r") || !strings.Contains(s, "2/2 files") || !strings.Contains(s, "B/s") {
+		t.Errorf("--progress always: stderr %q", s)
+	}
+}

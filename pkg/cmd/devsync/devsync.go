@@ -79,6 +79,7 @@ type Options struct {
 	Identity          string
 	PodRunningTimeout time.Duration
 	Compress          string
+	Progress          string
 
 	// Filled by Complete.
 	LocalDir   string
@@ -95,7 +96,7 @@ type Options struct {
 
 // NewOptions returns the defaults.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{IOStreams: streams, PodRunningTimeout: 2 * time.Minute, Compress: "auto"}
+	return &Options{IOStreams: streams, PodRunningTimeout: 2 * time.Minute, Compress: "auto", Progress: "auto"}
 }
 
 // NewCmdDevSync returns the root command of "kubectl devsync".
@@ -140,6 +141,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	flags.StringVar(&o.Signal, "signal", "", "Send this signal (e.g. HUP) to the app process after each synced batch.")
 	flags.StringVar(&o.Exec, "exec", "", "Run this command in the app's view after each synced batch.")
 	flags.BoolVarP(&o.Quiet, "quiet", "q", false, "No progress bar and no per-batch lines; errors only.")
+	flags.StringVar(&o.Progress, "progress", o.Progress, "Draw a progress bar (bytes, rate, ETA) on stderr during a sync: auto (when stderr is a terminal and without --quiet), always (also to a pipe or a file: one frame per redraw, after a carriage return) or never.")
 	flags.BoolVar(&o.Verbose, "verbose", false, "List the synced files (and what --restart or --signal printed). -v N is the log level, as in kubectl; -v=1 says how file content travels.")
 	flags.BoolVar(&o.Poll, "poll", false, "Poll the local tree instead of using inotify.")
 	flags.StringVar(&o.Identity, "identity", "", "Your SSH private key; default: the key pair in the kubectl-dev folder beside your kubeconfig (created by kubectl devpatch).")
@@ -207,6 +209,11 @@ func (o *Options) Validate() error {
 	default:
 		return fmt.Errorf("--compress must be auto, zstd or none, not %q", o.Compress)
 	}
+	switch o.Progress {
+	case "", "auto", "always", "never":
+	default:
+		return fmt.Errorf("--progress must be auto, always or never, not %q", o.Progress)
+	}
 	return nil
 }
 
@@ -222,6 +229,21 @@ func compression(mode string) filesync.Compression {
 		return filesync.CompressNever
 	}
 	return filesync.CompressAuto
+}
+
+// progress says whether to draw the bar (--progress, --quiet) and whether
+// stderr is a terminal.
+func (o *Options) progress() (show, tty bool) {
+	if f, ok := o.ErrOut.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	switch o.Progress {
+	case "always":
+		return true, tty
+	case "never":
+		return false, tty
+	}
+	return tty && !o.Quiet, tty
 }
 
 func (o *Options) identityFile() string {
@@ -277,8 +299,8 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	cfg := o.Config()
-	if f, ok := o.ErrOut.(*os.File); ok && !o.Quiet && term.IsTerminal(int(f.Fd())) {
-		cfg.Progress = NewProgressBar(o.ErrOut)
+	if show, tty := o.progress(); show {
+		cfg.Progress = NewProgressBar(o.ErrOut, tty)
 	}
 	conn := &syncengine.AgentConnector{
 		Conn: &agentconn.Connector{
