@@ -1,43 +1,11 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/rand"
-
-	"github.com/kubectl-dev/kubectl-dev/hack/link"
 )
-
-// linkKubeconfig starts an emulated link of the profile in front of the
-// cluster's API server, in this process, and writes a kubeconfig through
-// it beside the cluster's (the plugins find the user's keys beside the
-// kubeconfig in use). Both go when the test ends.
-func linkKubeconfig(t *testing.T, profile string) (*link.Link, string) {
-	t.Helper()
-	p, err := link.Lookup(profile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := link.Upstream(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := link.Start(p, "127.0.0.1:0", up)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
-	kc := filepath.Join(filepath.Dir(env.Kubeconfig), "e2e-link-"+rand.String(6)+".kubeconfig")
-	if err := link.WriteKubeconfig(env.Kubeconfig, kc, l.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(kc) })
-	return l, kc
-}
 
 // TestDevsyncAutoCompressOverLink: --compress auto decides from the round
 // trip it measures, not from the API server's address. Over the wan link,
@@ -56,9 +24,9 @@ func TestDevsyncAutoCompressOverLink(t *testing.T) {
 		t.Errorf("--compress auto -v=1 does not give the measured round trip: %q", r.Stderr)
 	}
 
-	_, kc := linkKubeconfig(t, "wan")
+	l := env.Link(t, "wan")
 	start := time.Now()
-	r = devsyncOK(t, ns, "--kubeconfig", kc, local, "deploy/demo", "--dest", "/srv/linked", "--once", "-v=1")
+	r = devsyncOK(t, ns, "--kubeconfig", l.Kubeconfig, local, "deploy/demo", "--dest", "/srv/linked", "--once", "-v=1")
 	t.Logf("devsync --once over wan: %s", time.Since(start))
 	if !strings.Contains(r.Stderr, "file content is compressed with zstd (auto: the round trip to the agent is ") ||
 		!strings.Contains(r.Stderr, "a network link; one zstd stream") {
