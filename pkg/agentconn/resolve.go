@@ -73,6 +73,21 @@ type ResolveOptions struct {
 // Resolve finds a running pod of obj (a pod or a workload) whose agent is
 // ready, waiting up to o.Timeout, and reads the agent's host key.
 func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Object, o ResolveOptions) (*Target, error) {
+	t, err := ResolvePod(ctx, client, obj, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.ReadHostKey(ctx, client); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ResolvePod is Resolve without reading the host key: t.HostKey is nil and
+// t.SecretName names the Secret that holds it (see ReadHostKey). A
+// workload costs two requests (the object was read by the caller's
+// builder), a pod one: the pod list, or the pod.
+func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Object, o ResolveOptions) (*Target, error) {
 	var pick func(ctx context.Context) (*corev1.Pod, error)
 	switch v := obj.(type) {
 	case *corev1.Pod:
@@ -167,17 +182,33 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 		return nil, fmt.Errorf("%s has no container %q", t.Ref(), t.Container)
 	}
 	t.SecretName = secretName(pod, t.Agent)
-	sec, err := client.CoreV1().Secrets(pod.Namespace).Get(ctx, t.SecretName, metav1.GetOptions{})
+	return t, nil
+}
+
+// ReadHostKey reads the agent's host key from t.SecretName into t.HostKey
+// (one request).
+func (t *Target) ReadHostKey(ctx context.Context, client kubernetes.Interface) error {
+	k, err := readHostKey(ctx, client, t.Namespace, t.SecretName)
+	if err != nil {
+		return err
+	}
+	t.HostKey = k
+	return nil
+}
+
+func readHostKey(ctx context.Context, client kubernetes.Interface, namespace, name string) (ssh.PublicKey, error) {
+	sec, err := client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: you need \"get\" on secrets in namespace %s (or use \"kubectl devssh config\" from someone who has it)", t.SecretName, pod.Namespace)
+			return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: you need \"get\" on secrets in namespace %s (or use \"kubectl devssh config\" from someone who has it)", name, namespace)
 		}
-		return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: %w", t.SecretName, err)
+		return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: %w", name, err)
 	}
-	if t.HostKey, err = HostKeyFromSecret(sec); err != nil {
-		return nil, fmt.Errorf("secret/%s: %w", t.SecretName, err)
+	k, err := HostKeyFromSecret(sec)
+	if err != nil {
+		return nil, fmt.Errorf("secret/%s: %w", name, err)
 	}
-	return t, nil
+	return k, nil
 }
 
 // HostKeyFromSecret reads the agent's public host key from its Secret.

@@ -40,6 +40,11 @@ type Config struct {
 	// HostKeySource names where HostKey came from, for messages
 	// (e.g. "secret/demo-devagent").
 	HostKeySource string
+	// HostKeyFunc, when HostKey is nil, gives the pinned key when the
+	// handshake checks the server's (after the key exchange), so that the
+	// caller can read it while the connection is being set up. Its error
+	// fails the handshake.
+	HostKeyFunc func() (ssh.PublicKey, error)
 	// KeepaliveInterval is how often the client checks the connection (15s
 	// when zero, negative disables); after 3 missed replies it closes it.
 	KeepaliveInterval time.Duration
@@ -85,30 +90,44 @@ func (c Config) ClientConfig() *ssh.ClientConfig {
 		User: User,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			if c.HostKey == nil || !bytes.Equal(key.Marshal(), c.HostKey.Marshal()) {
+			pinned := c.HostKey
+			if pinned == nil && c.HostKeyFunc != nil {
+				k, err := c.HostKeyFunc()
+				if err != nil {
+					return err
+				}
+				pinned = k
+			}
+			if pinned == nil || !bytes.Equal(key.Marshal(), pinned.Marshal()) {
 				want := "none"
-				if c.HostKey != nil {
-					want = ssh.FingerprintSHA256(c.HostKey)
+				if pinned != nil {
+					want = ssh.FingerprintSHA256(pinned)
 				}
 				return &HostKeyMismatchError{Got: ssh.FingerprintSHA256(key), Want: want, Source: c.HostKeySource}
 			}
 			return nil
 		},
-		HostKeyAlgorithms: []string{c.hostKeyAlgo()},
+		HostKeyAlgorithms: c.hostKeyAlgos(),
 		Timeout:           timeout,
 		ClientVersion:     "SSH-2.0-kubectl-devssh",
 	}
 }
 
-func (c Config) hostKeyAlgo() string {
+// hostKeyAlgos offers the pinned key's algorithm; with the key not known
+// yet (HostKeyFunc), the agent's usual ed25519 first, then the others: the
+// callback compares the key itself, whatever the algorithm.
+func (c Config) hostKeyAlgos() []string {
 	if c.HostKey == nil {
-		return ssh.KeyAlgoED25519
+		if c.HostKeyFunc != nil {
+			return []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512}
+		}
+		return []string{ssh.KeyAlgoED25519}
 	}
 	switch t := c.HostKey.Type(); t {
 	case ssh.KeyAlgoRSA:
-		return ssh.KeyAlgoRSASHA256
+		return []string{ssh.KeyAlgoRSASHA256}
 	default:
-		return t
+		return []string{t}
 	}
 }
 
@@ -218,11 +237,8 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (int, error) {
 		return 255, c.lostOr(fmt.Errorf("opening a session: %w", err))
 	}
 	defer sess.Close()
-	for _, kv := range o.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := sess.Setenv(k, v); err != nil {
-			return 255, c.lostOr(fmt.Errorf("the agent refused env %s: %w", k, err))
-		}
+	if err := SendEnv(sess, o.Env); err != nil {
+		return 255, c.lostOr(err)
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if o.TTY {
@@ -274,6 +290,27 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (int, error) {
 		return 255, ctx.Err()
 	}
 	return c.exitCode(err)
+}
+
+// SendEnv sends each NAME=VALUE of env as an "env" request without
+// asking for a reply (Session.Setenv waits for one: a round trip each).
+// The requests of a channel are handled in order, so they are in place
+// before the shell, exec or subsystem request that follows; a refused one
+// is not reported (the agent refuses only malformed names).
+func SendEnv(sess *ssh.Session, env []string) error {
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, err := sess.SendRequest("env", false, ssh.Marshal(envRequest{Name: k, Value: v})); err != nil {
+			return fmt.Errorf("sending env %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// envRequest is RFC 4254 6.4's "env" payload.
+type envRequest struct {
+	Name  string
+	Value string
 }
 
 func (c *Client) exitCode(err error) (int, error) {

@@ -67,6 +67,9 @@ func (o *Options) runConfig(ctx context.Context, write bool) error {
 	if err != nil {
 		return err
 	}
+	if err := t.ReadHostKey(ctx, o.Client); err != nil {
+		return err
+	}
 	cfg, err := o.openSSH(t)
 	if err != nil {
 		return err

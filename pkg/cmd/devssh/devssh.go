@@ -254,8 +254,10 @@ func (o *Options) connector(signer ssh.Signer) *agentconn.Connector {
 	}
 }
 
+// resolve finds the pod; its host key is read later, by whoever needs it
+// (DialSSH reads it while it dials; --stdio never needs it).
 func (o *Options) resolve(ctx context.Context) (*agentconn.Target, error) {
-	return o.connector(nil).Resolve(ctx, o.PodRunningTimeout)
+	return o.connector(nil).ResolvePod(ctx, o.PodRunningTimeout)
 }
 
 func (o *Options) identityFile() string {
@@ -275,6 +277,9 @@ func (o *Options) Run(ctx context.Context) error {
 		return connectionFailed(err)
 	}
 	if o.UseSSH {
+		if err := t.ReadHostKey(ctx, o.Client); err != nil {
+			return connectionFailed(err)
+		}
 		return o.runOpenSSH(ctx, t)
 	}
 	if o.Stdio {
