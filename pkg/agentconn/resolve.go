@@ -9,13 +9,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/kubectl/pkg/polymorphichelpers"
 
 	"golang.org/x/crypto/ssh"
 
@@ -109,7 +110,7 @@ func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Ob
 		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[wire.AnnotationMode] == "" {
 			return nil, &NotPatchedError{Ref: o.Ref}
 		}
-		ns, sel, err := polymorphichelpers.SelectorsForObject(obj)
+		ns, sel, err := selectorsForObject(obj)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", o.Ref, err)
 		}
@@ -302,4 +303,39 @@ func podTemplate(obj runtime.Object) *corev1.PodTemplateSpec {
 		return &v.Spec.Template
 	}
 	return nil
+}
+
+// selectorsForObject is kubectl's polymorphichelpers.SelectorsForObject for
+// the versions API servers serve today. That package pulls in kubectl's
+// describers, logs and rollout code, whose initialisation every run of the
+// plugins paid before its first request.
+func selectorsForObject(obj runtime.Object) (string, labels.Selector, error) {
+	var ns string
+	var ls *metav1.LabelSelector
+	switch t := obj.(type) {
+	case *appsv1.Deployment:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.StatefulSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.DaemonSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.ReplicaSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *batchv1.Job:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *corev1.ReplicationController:
+		return t.Namespace, labels.SelectorFromSet(t.Spec.Selector), nil
+	case *corev1.Service:
+		if len(t.Spec.Selector) == 0 {
+			return "", nil, fmt.Errorf("invalid service '%s': Service is defined without a selector", t.Name)
+		}
+		return t.Namespace, labels.SelectorFromSet(t.Spec.Selector), nil
+	default:
+		return "", nil, fmt.Errorf("selector for %T not implemented", obj)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil {
+		return "", nil, fmt.Errorf("invalid label selector: %w", err)
+	}
+	return ns, sel, nil
 }
