@@ -43,11 +43,14 @@ type Dialer interface {
 type PortForward struct {
 	Config *rest.Config
 	Client kubernetes.Interface
+	// Predial, if set, is the API server connection the first dial's
+	// upgrade takes (see portforward.StartPredial).
+	Predial *portforward.Predial
 }
 
 // DialPod opens one port-forward stream.
 func (p PortForward) DialPod(_ context.Context, namespace, pod string, port int) (net.Conn, error) {
-	d, err := portforward.NewDialer(p.Config, portforward.URL(p.Client.CoreV1().RESTClient(), namespace, pod))
+	d, err := portforward.NewDialerWith(p.Config, portforward.URL(p.Client.CoreV1().RESTClient(), namespace, pod), p.Predial)
 	if err != nil {
 		return nil, err
 	}

@@ -45,13 +45,25 @@ func URL(client rest.Interface, namespace, pod string) *url.URL {
 
 // NewDialer builds the dialer for u as kubectl port-forward does.
 func NewDialer(config *rest.Config, u *url.URL) (httpstream.Dialer, error) {
+	return NewDialerWith(config, u, nil)
+}
+
+// NewDialerWith is NewDialer whose WebSocket upgrade takes the connection
+// pre dialled, when there is one (see StartPredial).
+func NewDialerWith(config *rest.Config, u *url.URL, pre *Predial) (httpstream.Dialer, error) {
 	transport, upgrader, err := spdy.RoundTripperFor(config)
 	if err != nil {
 		return nil, err
 	}
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
-	if !cmdutil.PortForwardWebsockets.IsDisabled() {
-		transport, holder, err := websocket.RoundTripperFor(config)
+	if !websocketsDisabled() {
+		var transport http.RoundTripper
+		var holder websocket.ConnectionHolder
+		if pre != nil {
+			transport, holder, err = wsRoundTripperFor(config, pre)
+		} else {
+			transport, holder, err = websocket.RoundTripperFor(config)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -60,6 +72,8 @@ func NewDialer(config *rest.Config, u *url.URL) (httpstream.Dialer, error) {
 	}
 	return dialer, nil
 }
+
+func websocketsDisabled() bool { return cmdutil.PortForwardWebsockets.IsDisabled() }
 
 // tunnelingDialer is client-go's SPDY-over-WebSocket dialer
 // (portforward.NewSPDYOverWebsocketDialer) with one change: the SPDY

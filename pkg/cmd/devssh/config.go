@@ -63,6 +63,7 @@ func (o *Options) runConfig(ctx context.Context, write bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	o.predial.Close() // no port-forward here
 	t, err := o.resolve(ctx)
 	if err != nil {
 		return err

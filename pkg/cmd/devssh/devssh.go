@@ -29,6 +29,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
@@ -91,6 +92,9 @@ type Options struct {
 	// Dialer carries the stream to the agent: the API server's
 	// port-forward unless a test set another before Complete.
 	Dialer agentconn.Dialer
+	// predial is the port-forward's connection dialled in advance; Run
+	// closes it if nothing took it.
+	predial *portforward.Predial
 }
 
 // NewOptions returns the defaults.
@@ -179,7 +183,15 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 	}
 	o.TypeName = target.String()
 	if o.Dialer == nil {
-		o.Dialer = agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
+		pf := agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
+		if !o.UseSSH {
+			// The port-forward's TCP and TLS handshakes overlap the
+			// requests that find the pod (the upgrade is HTTP/1.1, not on
+			// their HTTP/2 connection).
+			pf.Predial = portforward.StartPredial(o.RESTConfig)
+			o.predial = pf.Predial
+		}
+		o.Dialer = pf
 	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
@@ -272,6 +284,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	defer o.predial.Close()
 	t, err := o.resolve(ctx)
 	if err != nil {
 		return connectionFailed(err)
