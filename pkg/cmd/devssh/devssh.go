@@ -95,6 +95,13 @@ type Options struct {
 	// predial is the port-forward's connection dialled in advance; Run
 	// closes it if nothing took it.
 	predial *portforward.Predial
+	// speculate: Complete starts connecting to the pod of the hint (the
+	// pod the reference resolved to last time) before it reads the
+	// object; Run uses that connection when the pod is still the one.
+	speculate bool
+	hintFile  string
+	hint      agentconn.Hint
+	spec      *agentconn.Speculation
 }
 
 // NewOptions returns the defaults.
@@ -117,10 +124,13 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Args:                  cobra.MinimumNArgs(1),
 		ValidArgsFunction:     complete.WorkloadArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.speculate = true
 			if err := o.Complete(f, cmd, args); err != nil {
+				o.spec.Close()
 				return err
 			}
 			if err := o.Validate(); err != nil {
+				o.spec.Close()
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -193,6 +203,9 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 		}
 		o.Dialer = pf
 	}
+	if o.speculate && !o.UseSSH && !o.Stdio {
+		o.startSpeculation(cmd.Context())
+	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
 		NamespaceParam(o.Namespace).DefaultNamespace().
@@ -205,6 +218,29 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 	}
 	o.Object = obj
 	return nil
+}
+
+// startSpeculation connects to the hinted pod, if there is a hint, while
+// Complete reads the object and Run finds the pod: the round trips of the
+// port-forward and of the SSH handshake overlap theirs.
+func (o *Options) startSpeculation(ctx context.Context) {
+	if o.KeyDir == "" || o.RESTConfig == nil {
+		return
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o.hintFile = agentconn.HintFile(o.KeyDir, o.RESTConfig.Host, o.Namespace, o.TypeName, o.Container)
+	h, ok := agentconn.LoadHint(o.hintFile)
+	if !ok {
+		return
+	}
+	o.hint = h
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	if err != nil {
+		return // Run reports it
+	}
+	o.spec = o.connector(signer).Speculate(ctx, o.Namespace, h)
 }
 
 func resolveFailed(err error) error {
@@ -285,6 +321,7 @@ func (o *Options) Run(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	defer o.predial.Close()
+	defer o.spec.Close() // unless taken
 	t, err := o.resolve(ctx)
 	if err != nil {
 		return connectionFailed(err)
@@ -310,11 +347,16 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return connectionFailed(err)
 	}
-	cl, err := o.connector(signer).DialSSH(ctx, t)
-	if err != nil {
-		return connectionFailed(err)
+	cl := o.spec.Take(t)
+	if cl == nil {
+		if cl, err = o.connector(signer).DialSSH(ctx, t); err != nil {
+			return connectionFailed(err)
+		}
 	}
 	defer cl.Close()
+	if o.hintFile != "" {
+		agentconn.SaveHint(o.hintFile, o.hint, t)
+	}
 	lostErr := func() error {
 		return exitError(255, "the connection to %s was lost (the port-forward through the API server ended)", t.Ref())
 	}
