@@ -16,7 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -43,11 +43,14 @@ type Dialer interface {
 type PortForward struct {
 	Config *rest.Config
 	Client kubernetes.Interface
+	// Predial, if set, is the API server connection the first dial's
+	// upgrade takes (see portforward.StartPredial).
+	Predial *portforward.Predial
 }
 
 // DialPod opens one port-forward stream.
 func (p PortForward) DialPod(_ context.Context, namespace, pod string, port int) (net.Conn, error) {
-	d, err := portforward.NewDialer(p.Config, portforward.URL(p.Client.CoreV1().RESTClient(), namespace, pod))
+	d, err := portforward.NewDialerWith(p.Config, portforward.URL(p.Client.CoreV1().RESTClient(), namespace, pod), p.Predial)
 	if err != nil {
 		return nil, err
 	}
@@ -99,25 +102,98 @@ type Conn struct {
 	Target *Target
 }
 
+// ResolvePod finds a running pod with a ready agent, waiting up to
+// timeout, without reading the host key: DialSSH reads it while it dials.
+func (c *Connector) ResolvePod(ctx context.Context, timeout time.Duration) (*Target, error) {
+	start := time.Now()
+	t, err := ResolvePod(ctx, c.Client, c.Object, ResolveOptions{Ref: c.Ref, Container: c.Container, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	klog.V(4).Infof("resolved %s to %s in %v", c.Ref, t.Ref(), time.Since(start))
+	return t, nil
+}
+
 // DialSSH opens the stream to t and the SSH connection over it, with the
-// host key pinned from t's Secret.
+// host key pinned from t's Secret. When t has no HostKey yet (ResolvePod),
+// the Secret is read at the same time as the port-forward is dialled; the
+// handshake waits for it only when it checks the agent's key, after the
+// key exchange.
+//
+// Round trips (RTT: laptop to kubelet through the API server):
+//   - the Secret: 1 request, overlapped with the dial;
+//   - the port-forward: see portforward.Dial (upgrade, then 1 RTT for the
+//     error and data streams created together);
+//   - SSH: 6 RTTs in golang.org/x/crypto/ssh: versions and KEXINIT, the
+//     ECDH exchange, the "ssh-userauth" service request, userauth "none"
+//     (always tried first), the publickey query, the signed publickey.
 func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 	if c.Signer == nil {
 		return nil, errors.New("agentconn: no identity to authenticate with")
 	}
-	conn, err := c.Dial(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	cl, err := sshclient.NewClient(conn, sshclient.Config{
+	cfg := sshclient.Config{
 		Signer:            c.Signer,
 		HostKey:           t.HostKey,
 		HostKeySource:     "secret/" + t.SecretName,
 		KeepaliveInterval: c.KeepaliveInterval,
-	})
+	}
+	var keyErr func() error
+	if t.HostKey == nil {
+		type result struct {
+			key ssh.PublicKey
+			err error
+		}
+		kctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan result, 1)
+		go func() {
+			k, err := readHostKey(kctx, c.Client, t.Namespace, t.SecretName)
+			done <- result{k, err}
+		}()
+		var once sync.Once
+		var r result
+		wait := func() result {
+			once.Do(func() {
+				r = <-done
+				if r.err == nil {
+					t.HostKey = r.key
+				}
+			})
+			return r
+		}
+		cfg.HostKeyFunc = func() (ssh.PublicKey, error) {
+			r := wait()
+			return r.key, r.err
+		}
+		// When the dial or the handshake fails, a failed read of the
+		// Secret is the better message (e.g. no "get" on secrets).
+		keyErr = func() error {
+			select {
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+			return wait().err
+		}
+	}
+	conn, err := c.Dial(ctx, t)
+	if err != nil {
+		if keyErr != nil {
+			if kerr := keyErr(); kerr != nil {
+				return nil, kerr
+			}
+		}
+		return nil, err
+	}
+	start := time.Now()
+	cl, err := sshclient.NewClient(conn, cfg)
 	if err != nil {
 		conn.Close()
+		if keyErr != nil {
+			if kerr := keyErr(); kerr != nil {
+				return nil, kerr
+			}
+		}
 		return nil, agentSilent(conn, t, err)
 	}
 	klog.V(4).Infof("SSH connection to the agent of %s up after %v", t.Ref(), time.Since(start))
@@ -150,12 +226,9 @@ func (c *Conn) OpenSubsystem(name string, env []string) (io.ReadWriteCloser, err
 	if err != nil {
 		return nil, fmt.Errorf("opening an SSH session to %s: %w", c.Target.Ref(), err)
 	}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := sess.Setenv(k, v); err != nil {
-			sess.Close()
-			return nil, fmt.Errorf("the agent of %s refused env %s: %w", c.Target.Ref(), k, err)
-		}
+	if err := sshclient.SendEnv(sess, env); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("the agent of %s: %w", c.Target.Ref(), err)
 	}
 	in, err := sess.StdinPipe()
 	if err != nil {

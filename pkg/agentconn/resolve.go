@@ -9,13 +9,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/kubectl/pkg/polymorphichelpers"
 
 	"golang.org/x/crypto/ssh"
 
@@ -73,6 +74,21 @@ type ResolveOptions struct {
 // Resolve finds a running pod of obj (a pod or a workload) whose agent is
 // ready, waiting up to o.Timeout, and reads the agent's host key.
 func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Object, o ResolveOptions) (*Target, error) {
+	t, err := ResolvePod(ctx, client, obj, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.ReadHostKey(ctx, client); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ResolvePod is Resolve without reading the host key: t.HostKey is nil and
+// t.SecretName names the Secret that holds it (see ReadHostKey). A
+// workload costs two requests (the object was read by the caller's
+// builder), a pod one: the pod list, or the pod.
+func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Object, o ResolveOptions) (*Target, error) {
 	var pick func(ctx context.Context) (*corev1.Pod, error)
 	switch v := obj.(type) {
 	case *corev1.Pod:
@@ -94,7 +110,7 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[wire.AnnotationMode] == "" {
 			return nil, &NotPatchedError{Ref: o.Ref}
 		}
-		ns, sel, err := polymorphichelpers.SelectorsForObject(obj)
+		ns, sel, err := selectorsForObject(obj)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", o.Ref, err)
 		}
@@ -167,17 +183,33 @@ func Resolve(ctx context.Context, client kubernetes.Interface, obj runtime.Objec
 		return nil, fmt.Errorf("%s has no container %q", t.Ref(), t.Container)
 	}
 	t.SecretName = secretName(pod, t.Agent)
-	sec, err := client.CoreV1().Secrets(pod.Namespace).Get(ctx, t.SecretName, metav1.GetOptions{})
+	return t, nil
+}
+
+// ReadHostKey reads the agent's host key from t.SecretName into t.HostKey
+// (one request).
+func (t *Target) ReadHostKey(ctx context.Context, client kubernetes.Interface) error {
+	k, err := readHostKey(ctx, client, t.Namespace, t.SecretName)
+	if err != nil {
+		return err
+	}
+	t.HostKey = k
+	return nil
+}
+
+func readHostKey(ctx context.Context, client kubernetes.Interface, namespace, name string) (ssh.PublicKey, error) {
+	sec, err := client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsForbidden(err) {
-			return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: you need \"get\" on secrets in namespace %s (or use \"kubectl devssh config\" from someone who has it)", t.SecretName, pod.Namespace)
+			return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: you need \"get\" on secrets in namespace %s (or use \"kubectl devssh config\" from someone who has it)", name, namespace)
 		}
-		return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: %w", t.SecretName, err)
+		return nil, fmt.Errorf("reading secret/%s to pin the agent's host key: %w", name, err)
 	}
-	if t.HostKey, err = HostKeyFromSecret(sec); err != nil {
-		return nil, fmt.Errorf("secret/%s: %w", t.SecretName, err)
+	k, err := HostKeyFromSecret(sec)
+	if err != nil {
+		return nil, fmt.Errorf("secret/%s: %w", name, err)
 	}
-	return t, nil
+	return k, nil
 }
 
 // HostKeyFromSecret reads the agent's public host key from its Secret.
@@ -271,4 +303,39 @@ func podTemplate(obj runtime.Object) *corev1.PodTemplateSpec {
 		return &v.Spec.Template
 	}
 	return nil
+}
+
+// selectorsForObject is kubectl's polymorphichelpers.SelectorsForObject for
+// the versions API servers serve today. That package pulls in kubectl's
+// describers, logs and rollout code, whose initialisation every run of the
+// plugins paid before its first request.
+func selectorsForObject(obj runtime.Object) (string, labels.Selector, error) {
+	var ns string
+	var ls *metav1.LabelSelector
+	switch t := obj.(type) {
+	case *appsv1.Deployment:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.StatefulSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.DaemonSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *appsv1.ReplicaSet:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *batchv1.Job:
+		ns, ls = t.Namespace, t.Spec.Selector
+	case *corev1.ReplicationController:
+		return t.Namespace, labels.SelectorFromSet(t.Spec.Selector), nil
+	case *corev1.Service:
+		if len(t.Spec.Selector) == 0 {
+			return "", nil, fmt.Errorf("invalid service '%s': Service is defined without a selector", t.Name)
+		}
+		return t.Namespace, labels.SelectorFromSet(t.Spec.Selector), nil
+	default:
+		return "", nil, fmt.Errorf("selector for %T not implemented", obj)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil {
+		return "", nil, fmt.Errorf("invalid label selector: %w", err)
+	}
+	return ns, sel, nil
 }

@@ -39,6 +39,13 @@ type Syncer struct {
 	// state is what the remote tree holds for the paths synced so far, with
 	// the local identity (dev, inode) seen when they were sent.
 	state map[string]syncproto.Entry
+	// racy are files of state whose mtime was too recent, when they were
+	// sent, to tell a later write apart (see racyWindow): the next change
+	// reported for them sends them again even when size and mtime match.
+	racy map[string]bool
+	// racyWindow is the const racyWindow (tests that are about other
+	// things set it to 0).
+	racyWindow time.Duration
 	// prescan is a scan of the local tree started by Prescan, taken by
 	// the next InitialSync when it is recent enough.
 	prescan *prescan
@@ -51,6 +58,15 @@ type prescan struct {
 	entries []syncproto.Entry
 	err     error
 }
+
+// racyWindow: a file whose mtime is less than this older than the start
+// of the batch that sent it may have been written again since with the
+// same size and an mtime that does not differ — file system timestamps
+// are coarse (a kernel tick on Linux, a second or two elsewhere) — and
+// the content read may be a half-written one (the watcher sends the first
+// change at once). Such a file is "racy", as in git's index: the next
+// event for it sends it again whatever its size and mtime say.
+const racyWindow = 2 * time.Second
 
 // PrescanMaxAge is how old a scan started by Prescan may be when
 // InitialSync takes it: an older one (the connection waited for a pod) is
@@ -67,7 +83,7 @@ func NewSyncer(r Remote, opts Options) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Syncer{opts: opts, ig: ig, r: r, state: map[string]syncproto.Entry{}}, nil
+	return &Syncer{opts: opts, ig: ig, r: r, state: map[string]syncproto.Entry{}, racy: map[string]bool{}, racyWindow: racyWindow}, nil
 }
 
 // Ignorer returns the ignore rules in use (for a Watcher).
@@ -80,6 +96,7 @@ func (s *Syncer) SetClient(r Remote) {
 	s.mu.Lock()
 	s.r = r
 	s.state = map[string]syncproto.Entry{}
+	s.racy = map[string]bool{}
 	s.mu.Unlock()
 }
 
@@ -152,6 +169,7 @@ func (s *Syncer) InitialSync(ctx context.Context) (*Summary, error) {
 	}
 	for _, e := range local {
 		s.state[e.Path] = e
+		s.markRacy(e.Path, e, start)
 	}
 	if !s.opts.Delete {
 		// Remote entries left alone are known too: a local delete of one of
@@ -205,7 +223,7 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 		seen := map[string]bool{}
 		for _, e := range local {
 			seen[e.Path] = true
-			if st, ok := s.state[e.Path]; !ok || !sameEntry(st, e) {
+			if st, ok := s.state[e.Path]; !ok || !sameEntry(st, e) || s.racy[e.Path] {
 				set[e.Path] = true
 			}
 		}
@@ -298,6 +316,8 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 				ops = append(ops, syncproto.Op{Kind: syncproto.OpDelete, Path: p})
 			}
 			ops = append(ops, createOp(e))
+		case e.Type == syncproto.TypeFile && s.racy[p]:
+			ops = append(ops, createOp(e))
 		case sameEntry(st, e):
 		case e.Type == syncproto.TypeFile && (st.Size != e.Size || st.MTime != e.MTime):
 			ops = append(ops, createOp(e))
@@ -336,9 +356,20 @@ func (s *Syncer) SyncPaths(ctx context.Context, paths []string) (*Summary, error
 	}
 	for p, e := range current {
 		s.state[p] = e
+		s.markRacy(p, e, start)
 	}
 	s.forgetFailed(sum)
 	return sum, nil
+}
+
+// markRacy records whether the file e, sent by a batch that began at
+// start, is racy (see racyWindow).
+func (s *Syncer) markRacy(p string, e syncproto.Entry, start time.Time) {
+	if e.Type == syncproto.TypeFile && s.racyWindow > 0 && e.MTime > start.Add(-s.racyWindow).UnixNano() {
+		s.racy[p] = true
+	} else {
+		delete(s.racy, p)
+	}
 }
 
 func parentRenamed(p string, renamed map[string]bool) bool {
@@ -371,6 +402,10 @@ func (s *Syncer) moveState(old, new string) {
 			delete(s.state, p)
 			e.Path = np
 			s.state[np] = e
+			if s.racy[p] {
+				delete(s.racy, p)
+				s.racy[np] = true
+			}
 		}
 	}
 }
@@ -379,6 +414,7 @@ func (s *Syncer) dropState(dir string) {
 	for p := range s.state {
 		if isBelow(p, dir) {
 			delete(s.state, p)
+			delete(s.racy, p)
 		}
 	}
 }

@@ -169,6 +169,10 @@ func TestSyncPaths(t *testing.T) {
 	write(t, filepath.Join(local, "x"), "a file, then a directory", 0o644)
 	m := newMemRemote()
 	s := newSyncer(t, m, Options{LocalDir: local})
+	// This test is about the operation each change makes; files written
+	// just before they are sent are sent again by their next change
+	// (TestRacyFileSentAgain).
+	s.racyWindow = 0
 	ctx := context.Background()
 	if _, err := s.InitialSync(ctx); err != nil {
 		t.Fatal(err)
@@ -247,6 +251,7 @@ func TestSyncErrors(t *testing.T) {
 	m := newMemRemote()
 	m.failWrites["bad.txt"] = "permission denied"
 	s := newSyncer(t, m, Options{LocalDir: local})
+	s.racyWindow = 0 // see TestSyncPaths
 	s.Prescan()
 	<-s.prescan.done
 	must(t, os.Remove(filepath.Join(local, "vanish.txt")))
@@ -405,5 +410,50 @@ func TestSummaryErr(t *testing.T) {
 	}
 	if (&Summary{}).Err() != nil {
 		t.Error("an empty summary has an error")
+	}
+}
+
+// TestRacyFileSentAgain: a file sent while it was being written (the
+// watcher sends the first change at once) and then finished with the same
+// size and mtime — timestamps are coarse — is sent again by its next
+// change: the destination never keeps the half-written content.
+func TestRacyFileSentAgain(t *testing.T) {
+	local := t.TempDir()
+	m := newMemRemote()
+	s := newSyncer(t, m, Options{LocalDir: local})
+	ctx := context.Background()
+	if _, err := s.InitialSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(local, "app.py")
+	now := time.Now()
+	write(t, f, "print('half')\x00\x00\x00\x00", 0o644)
+	must(t, os.Chtimes(f, now, now))
+	if _, err := s.SyncPaths(ctx, []string{"app.py"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.files["app.py"].data); got != "print('half')\x00\x00\x00\x00" {
+		t.Fatalf("first batch sent %q", got)
+	}
+	m.ops()
+	// The rest of the save: same size, same mtime.
+	write(t, f, "print('whole')\n\n\n", 0o644)
+	must(t, os.Chtimes(f, now, now))
+	if _, err := s.SyncPaths(ctx, []string{"app.py"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(m.files["app.py"].data); got != "print('whole')\n\n\n" {
+		t.Fatalf("after the second event the destination holds %q (ops %q)", got, m.ops())
+	}
+	// An old file (mtime well before the batch) is trusted: an event that
+	// changed nothing sends nothing.
+	old := now.Add(-time.Hour)
+	must(t, os.Chtimes(f, old, old))
+	if _, err := s.SyncPaths(ctx, []string{"app.py"}); err != nil {
+		t.Fatal(err)
+	}
+	m.ops()
+	if sum, err := s.SyncPaths(ctx, []string{"app.py"}); err != nil || !sum.Empty() {
+		t.Fatalf("an unchanged old file was sent again: %v %s", err, m.ops())
 	}
 }

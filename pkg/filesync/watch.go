@@ -34,9 +34,22 @@ type WatchOptions struct {
 
 	// addWatch replaces fsnotify's Add (tests simulate the watch limit).
 	addWatch func(w *fsnotify.Watcher, dir string) error
+	// now and after replace the clock (tests); after's stop releases the
+	// timer.
+	now   func() time.Time
+	after func(d time.Duration) (c <-chan time.Time, stop func())
 }
 
-// Watcher reports changed paths of a local tree in debounced batches. It
+// Watcher reports changed paths of a local tree in batches. The first
+// change after a quiet period (no event for the debounce period, and no
+// batch being synced) is reported at once: an edit is on its way while the
+// editor is still closing the file. What follows — events within the
+// debounce period of the last one, or while the caller syncs a batch — is
+// coalesced into the next batch, which waits for the debounce period of
+// quiet (at most MaxDelay from its first event). A file read while still
+// being written is sent again by that next batch (its later writes are
+// events; the Syncer does not trust a size and mtime that may not have
+// changed since: see racyWindow). It
 // watches every directory with inotify (adding watches for new
 // directories); when the inotify limits are too low it says so, naming the
 // sysctl to raise, and falls back to polling — it never watches a part of
@@ -53,11 +66,17 @@ type Watcher struct {
 	mu      sync.Mutex
 	pending map[string]bool
 	first   time.Time
-	last    time.Time
-	wake    chan struct{}
-	err     error
-	done    chan struct{}
-	wg      sync.WaitGroup
+	last    time.Time // the last event, kept across batches
+	// leading: the pending batch began after a quiet period, with no batch
+	// in flight; Next returns it at once.
+	leading bool
+	// inFlight: Next returned a batch and has not been called again (the
+	// caller is syncing it).
+	inFlight bool
+	wake     chan struct{}
+	err      error
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // NewWatcher starts watching root. ig may be nil (nothing ignored).
@@ -76,6 +95,15 @@ func NewWatcher(root string, ig *Ignorer, opts WatchOptions) (*Watcher, error) {
 	}
 	if opts.addWatch == nil {
 		opts.addWatch = func(w *fsnotify.Watcher, dir string) error { return w.Add(dir) }
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.after == nil {
+		opts.after = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTimer(d)
+			return t.C, func() { t.Stop() }
+		}
 	}
 	w := &Watcher{root: root, ig: ig, opts: opts, pending: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{}), watched: map[string]bool{}}
 	if opts.Poll {
@@ -239,9 +267,10 @@ func (w *Watcher) switchToPolling(msg string) {
 
 func (w *Watcher) add(rel string) {
 	w.mu.Lock()
-	now := time.Now()
+	now := w.opts.now()
 	if len(w.pending) == 0 {
 		w.first = now
+		w.leading = !w.inFlight && (w.last.IsZero() || now.Sub(w.last) >= w.opts.Debounce)
 	}
 	w.last = now
 	w.pending[rel] = true
@@ -260,11 +289,15 @@ func (w *Watcher) Requeue(paths []string) {
 }
 
 // Next waits for the next batch: changed paths relative to the root,
-// sorted, once no event came for the debounce period (or MaxDelay after the
-// batch's first event). "." means "rescan everything".
+// sorted. A batch that began after a quiet period is returned at once (the
+// leading edge); any other once no event came for the debounce period, or
+// MaxDelay after its first event. "." means "rescan everything". Calling
+// Next again says that the previous batch is synced: until then, events
+// only accumulate for the next batch.
 func (w *Watcher) Next(ctx context.Context) ([]string, error) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	w.mu.Lock()
+	w.inFlight = false
+	w.mu.Unlock()
 	for {
 		w.mu.Lock()
 		if w.err != nil {
@@ -275,18 +308,20 @@ func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 		n := len(w.pending)
 		var wait time.Duration
 		if n > 0 {
-			now := time.Now()
+			now := w.opts.now()
 			quiet := w.last.Add(w.opts.Debounce)
 			deadline := w.first.Add(w.opts.MaxDelay)
 			if quiet.After(deadline) {
 				quiet = deadline
 			}
-			if !now.Before(quiet) {
+			if w.leading || !now.Before(quiet) {
 				out := make([]string, 0, n)
 				for p := range w.pending {
 					out = append(out, p)
 				}
 				w.pending = map[string]bool{}
+				w.leading = false
+				w.inFlight = true
 				w.mu.Unlock()
 				sort.Strings(out)
 				return out, nil
@@ -294,19 +329,21 @@ func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 			wait = quiet.Sub(now)
 		}
 		w.mu.Unlock()
-		if n > 0 {
-			timer.Reset(wait)
-		} else {
-			timer.Reset(time.Hour)
+		if n == 0 {
+			wait = time.Hour // nothing pending: only a wake ends the wait
 		}
+		timer, stop := w.opts.after(wait)
 		select {
 		case <-ctx.Done():
+			stop()
 			return nil, ctx.Err()
 		case <-w.done:
+			stop()
 			return nil, errors.New("watcher closed")
 		case <-w.wake:
-		case <-timer.C:
+		case <-timer:
 		}
+		stop()
 	}
 }
 

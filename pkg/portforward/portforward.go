@@ -45,13 +45,25 @@ func URL(client rest.Interface, namespace, pod string) *url.URL {
 
 // NewDialer builds the dialer for u as kubectl port-forward does.
 func NewDialer(config *rest.Config, u *url.URL) (httpstream.Dialer, error) {
+	return NewDialerWith(config, u, nil)
+}
+
+// NewDialerWith is NewDialer whose WebSocket upgrade takes the connection
+// pre dialled, when there is one (see StartPredial).
+func NewDialerWith(config *rest.Config, u *url.URL, pre *Predial) (httpstream.Dialer, error) {
 	transport, upgrader, err := spdy.RoundTripperFor(config)
 	if err != nil {
 		return nil, err
 	}
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
-	if !cmdutil.PortForwardWebsockets.IsDisabled() {
-		transport, holder, err := websocket.RoundTripperFor(config)
+	if !websocketsDisabled() {
+		var transport http.RoundTripper
+		var holder websocket.ConnectionHolder
+		if pre != nil {
+			transport, holder, err = wsRoundTripperFor(config, pre)
+		} else {
+			transport, holder, err = websocket.RoundTripperFor(config)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -60,6 +72,8 @@ func NewDialer(config *rest.Config, u *url.URL) (httpstream.Dialer, error) {
 	}
 	return dialer, nil
 }
+
+func websocketsDisabled() bool { return cmdutil.PortForwardWebsockets.IsDisabled() }
 
 // tunnelingDialer is client-go's SPDY-over-WebSocket dialer
 // (portforward.NewSPDYOverWebsocketDialer) with one change: the SPDY
@@ -159,21 +173,39 @@ type conn struct {
 	closeOnce sync.Once
 }
 
+// newConn creates the port's error and data streams. Each CreateStream
+// waits for the kubelet's SYN_REPLY (one round trip through the API
+// server); the kubelet pairs the two streams by request ID whatever their
+// order, so both are created at once: one round trip instead of two.
 func newConn(sc httpstream.Connection, t Target) (*conn, error) {
-	headers := http.Header{}
-	headers.Set(corev1.StreamType, corev1.StreamTypeError)
-	headers.Set(corev1.PortHeader, strconv.Itoa(t.Port))
-	headers.Set(corev1.PortForwardRequestIDHeader, strconv.FormatInt(requestID.Add(1), 10))
-	errStream, err := sc.CreateStream(headers)
-	if err != nil {
-		return nil, fmt.Errorf("port-forward to pod %s/%s: creating the error stream: %w", t.Namespace, t.Pod, err)
+	id := strconv.FormatInt(requestID.Add(1), 10)
+	headers := func(typ string) http.Header {
+		h := http.Header{}
+		h.Set(corev1.StreamType, typ)
+		h.Set(corev1.PortHeader, strconv.Itoa(t.Port))
+		h.Set(corev1.PortForwardRequestIDHeader, id)
+		return h
 	}
+	type created struct {
+		s   httpstream.Stream
+		err error
+	}
+	errc := make(chan created, 1)
+	go func() {
+		s, err := sc.CreateStream(headers(corev1.StreamTypeError))
+		errc <- created{s, err}
+	}()
+	data, dataErr := sc.CreateStream(headers(corev1.StreamTypeData))
+	e := <-errc
+	if e.err != nil || dataErr != nil {
+		// The caller closes sc, which resets what was created.
+		if e.err != nil {
+			return nil, fmt.Errorf("port-forward to pod %s/%s: creating the error stream: %w", t.Namespace, t.Pod, e.err)
+		}
+		return nil, fmt.Errorf("port-forward to pod %s/%s: creating the data stream: %w", t.Namespace, t.Pod, dataErr)
+	}
+	errStream := e.s
 	errStream.Close() // nothing is written to it
-	headers.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := sc.CreateStream(headers)
-	if err != nil {
-		return nil, fmt.Errorf("port-forward to pod %s/%s: creating the data stream: %w", t.Namespace, t.Pod, err)
-	}
 	c := &conn{streamConn: sc, data: data, target: t}
 	go func() {
 		msg, err := io.ReadAll(errStream)

@@ -2,8 +2,10 @@ package portforward
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,5 +84,75 @@ func TestForbiddenNamesThePermission(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, `"pods/portforward"`) || strings.Contains(msg, "\n") {
 		t.Fatalf("message %q should be one line naming pods/portforward", msg)
+	}
+}
+
+// TestPredial: over TLS, the WebSocket upgrade takes the connection
+// dialled in advance (the server sees no other for it), and a refused
+// upgrade still reads as client-go's: Forbidden names the permission, a
+// 400 falls back to SPDY.
+func TestPredial(t *testing.T) {
+	for _, status := range []int{http.StatusForbidden, http.StatusBadRequest} {
+		var mu sync.Mutex
+		var methods []string
+		conns := 0
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			methods = append(methods, r.Method)
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"p\" is forbidden","reason":"Forbidden","code":` + strconv.Itoa(status) + `}`))
+		}))
+		s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				mu.Lock()
+				conns++
+				mu.Unlock()
+			}
+		}
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		cfg := &rest.Config{Host: s.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+		pre := StartPredial(cfg)
+		if pre == nil {
+			t.Fatal("no pre-dial for an https server without a proxy")
+		}
+		<-pre.done
+		mu.Lock()
+		before := conns
+		mu.Unlock()
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewDialerWith(cfg, URL(cs.CoreV1().RESTClient(), "ns", "p"), pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Dial(d, Target{Namespace: "ns", Pod: "p", Port: 2222})
+		mu.Lock()
+		got, after := strings.Join(methods, ","), conns
+		mu.Unlock()
+		// The WebSocket GET on the pre-dialled connection, the SPDY POST
+		// (fallback) on a new one.
+		if got != "GET,POST" || before != 1 || after != 2 {
+			t.Fatalf("requests %s, connections %d then %d: want GET on the pre-dialled one, then POST", got, before, after)
+		}
+		var fe *ForbiddenError
+		if status == http.StatusForbidden && !errors.As(err, &fe) {
+			t.Fatalf("dial = %v, want a ForbiddenError", err)
+		}
+		if err == nil {
+			t.Fatal("dial succeeded against a server that refuses upgrades")
+		}
+	}
+	// No pre-dial through a proxy or without TLS.
+	if StartPredial(&rest.Config{Host: "http://127.0.0.1:1"}) != nil {
+		t.Error("a pre-dial for plain HTTP")
+	}
+	proxy := func(*http.Request) (*url.URL, error) { return url.Parse("http://127.0.0.1:3128") }
+	if StartPredial(&rest.Config{Host: "https://example.com", Proxy: proxy}) != nil {
+		t.Error("a pre-dial through a proxy")
 	}
 }

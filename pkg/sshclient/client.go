@@ -51,6 +51,11 @@ type Config struct {
 	// HostKeySource names where HostKey came from, for messages
 	// (e.g. "secret/demo-devagent").
 	HostKeySource string
+	// HostKeyFunc, when HostKey is nil, gives the pinned key when the
+	// handshake checks the server's (after the key exchange), so that the
+	// caller can read it while the connection is being set up. Its error
+	// fails the handshake.
+	HostKeyFunc func() (ssh.PublicKey, error)
 	// KeepaliveInterval is how often the client checks the connection
 	// (DefaultKeepaliveInterval when zero, negative disables); after
 	// KeepaliveCountMax missed replies it closes it.
@@ -97,30 +102,44 @@ func (c Config) ClientConfig() *ssh.ClientConfig {
 		User: User,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(c.Signer)},
 		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			if c.HostKey == nil || !bytes.Equal(key.Marshal(), c.HostKey.Marshal()) {
+			pinned := c.HostKey
+			if pinned == nil && c.HostKeyFunc != nil {
+				k, err := c.HostKeyFunc()
+				if err != nil {
+					return err
+				}
+				pinned = k
+			}
+			if pinned == nil || !bytes.Equal(key.Marshal(), pinned.Marshal()) {
 				want := "none"
-				if c.HostKey != nil {
-					want = ssh.FingerprintSHA256(c.HostKey)
+				if pinned != nil {
+					want = ssh.FingerprintSHA256(pinned)
 				}
 				return &HostKeyMismatchError{Got: ssh.FingerprintSHA256(key), Want: want, Source: c.HostKeySource}
 			}
 			return nil
 		},
-		HostKeyAlgorithms: []string{c.hostKeyAlgo()},
+		HostKeyAlgorithms: c.hostKeyAlgos(),
 		Timeout:           timeout,
 		ClientVersion:     "SSH-2.0-kubectl-devssh",
 	}
 }
 
-func (c Config) hostKeyAlgo() string {
+// hostKeyAlgos offers the pinned key's algorithm; with the key not known
+// yet (HostKeyFunc), the agent's usual ed25519 first, then the others: the
+// callback compares the key itself, whatever the algorithm.
+func (c Config) hostKeyAlgos() []string {
 	if c.HostKey == nil {
-		return ssh.KeyAlgoED25519
+		if c.HostKeyFunc != nil {
+			return []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512}
+		}
+		return []string{ssh.KeyAlgoED25519}
 	}
 	switch t := c.HostKey.Type(); t {
 	case ssh.KeyAlgoRSA:
-		return ssh.KeyAlgoRSASHA256
+		return []string{ssh.KeyAlgoRSASHA256}
 	default:
-		return t
+		return []string{t}
 	}
 }
 
@@ -258,17 +277,24 @@ type RunOptions struct {
 
 // Run runs a shell or a command and returns its exit code. The error is
 // ErrConnectionLost when the connection ended first.
+//
+// Round trips: opening the session channel (1), then, for a shell or a
+// command with a terminal, "pty-req" and "shell"/"exec" each wait for the
+// agent's reply (1 each), then the exit status comes back (1, plus the
+// command's own time). The "env" requests are sent without a reply (see
+// SendEnv). A command without a terminal does not wait for the "exec"
+// reply either (see runCommand): 2 round trips in all.
 func (c *Client) Run(ctx context.Context, o RunOptions) (int, error) {
+	if !o.TTY && o.Command != "" {
+		return c.runCommand(ctx, o)
+	}
 	sess, err := c.NewSession()
 	if err != nil {
 		return 255, c.lostOr(fmt.Errorf("opening a session: %w", err))
 	}
 	defer sess.Close()
-	for _, kv := range o.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		if err := sess.Setenv(k, v); err != nil {
-			return 255, c.lostOr(fmt.Errorf("the agent refused env %s: %w", k, err))
-		}
+	if err := SendEnv(sess, o.Env); err != nil {
+		return 255, c.lostOr(err)
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if o.TTY {
@@ -322,9 +348,166 @@ func (c *Client) Run(ctx context.Context, o RunOptions) (int, error) {
 	return c.exitCode(err)
 }
 
+// runCommand runs o.Command without a terminal on a session channel of
+// its own making: x/crypto/ssh's Session.Start sends "exec" with
+// want-reply and waits a round trip for the answer, which says only that
+// the agent took the request. The agent handles a channel's requests in
+// order and reports a command it cannot start on stderr with exit status
+// 255, so the exit status says it all. Otherwise it does what Session
+// does: stdin is copied to the channel and half-closed at its end (at
+// once when nil), stdout and stderr are copied until the agent's EOF, and
+// the exit status (or signal) ends it.
+func (c *Client) runCommand(ctx context.Context, o RunOptions) (int, error) {
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		return 255, c.lostOr(fmt.Errorf("opening a session: %w", err))
+	}
+	defer ch.Close()
+	for _, kv := range o.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, err := ch.SendRequest("env", false, ssh.Marshal(envRequest{Name: k, Value: v})); err != nil {
+			return 255, c.lostOr(fmt.Errorf("sending env %s: %w", k, err))
+		}
+	}
+	if _, err := ch.SendRequest("exec", false, ssh.Marshal(execRequest{Command: o.Command})); err != nil {
+		return 255, c.lostOr(fmt.Errorf("starting the remote command: %w", err))
+	}
+	// stdin: its reader may block for ever (a terminal); nobody waits for it.
+	go func() {
+		if o.Stdin != nil {
+			_, _ = io.Copy(ch, o.Stdin)
+		}
+		_ = ch.CloseWrite()
+	}()
+	var out sync.WaitGroup
+	copyOut := func(w io.Writer, r io.Reader) {
+		defer out.Done()
+		if w == nil {
+			w = io.Discard
+		}
+		_, _ = io.Copy(w, r)
+	}
+	out.Add(2)
+	go copyOut(o.Stdout, ch)
+	go copyOut(o.Stderr, ch.Stderr())
+	done := make(chan exitResult, 1)
+	go func() { done <- waitExit(reqs) }()
+	var r exitResult
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		_, _ = ch.SendRequest("signal", false, ssh.Marshal(signalRequest{Signal: string(ssh.SIGTERM)}))
+		ch.Close()
+		return 255, ctx.Err()
+	}
+	out.Wait()
+	if r.err != nil {
+		return 255, c.lostOr(r.err)
+	}
+	return c.exitCode(r.exit())
+}
+
+type execRequest struct{ Command string }
+
+type signalRequest struct{ Signal string }
+
+// exitResult is what the requests of a session channel said before it
+// closed.
+type exitResult struct {
+	status int // -1: no exit-status
+	signal string
+	err    error
+}
+
+// exit is the result as Session.Wait reports it.
+func (r exitResult) exit() error {
+	switch {
+	case r.status == 0:
+		return nil
+	case r.status == -1 && r.signal == "":
+		return &ssh.ExitMissingError{}
+	case r.status == -1:
+		return exitSignal{r.signal}
+	}
+	return exitStatus(r.status)
+}
+
+type exitSignal struct{ name string }
+
+func (e exitSignal) Error() string { return "remote command killed by signal " + e.name }
+
+type exitStatus int
+
+func (e exitStatus) Error() string {
+	return fmt.Sprintf("remote command exited with status %d", int(e))
+}
+
+// waitExit reads a session channel's requests until it closes, as
+// Session.Wait does.
+func waitExit(reqs <-chan *ssh.Request) exitResult {
+	r := exitResult{status: -1}
+	for req := range reqs {
+		switch req.Type {
+		case "exit-status":
+			var m struct{ Status uint32 }
+			if err := ssh.Unmarshal(req.Payload, &m); err != nil {
+				r.err = fmt.Errorf("a malformed exit-status: %w", err)
+				continue
+			}
+			r.status = int(m.Status)
+		case "exit-signal":
+			var m struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}
+			if err := ssh.Unmarshal(req.Payload, &m); err != nil {
+				r.err = fmt.Errorf("a malformed exit-signal: %w", err)
+				continue
+			}
+			r.signal = m.Signal
+		default:
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		}
+	}
+	return r
+}
+
+// SendEnv sends each NAME=VALUE of env as an "env" request without
+// asking for a reply (Session.Setenv waits for one: a round trip each).
+// The requests of a channel are handled in order, so they are in place
+// before the shell, exec or subsystem request that follows; a refused one
+// is not reported (the agent refuses only malformed names).
+func SendEnv(sess *ssh.Session, env []string) error {
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, err := sess.SendRequest("env", false, ssh.Marshal(envRequest{Name: k, Value: v})); err != nil {
+			return fmt.Errorf("sending env %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// envRequest is RFC 4254 6.4's "env" payload.
+type envRequest struct {
+	Name  string
+	Value string
+}
+
 func (c *Client) exitCode(err error) (int, error) {
 	if err == nil {
 		return 0, nil
+	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es), nil
+	}
+	var sig exitSignal
+	if errors.As(err, &sig) {
+		return 128 + signalNumber(sig.name), nil
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {

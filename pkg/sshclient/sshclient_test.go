@@ -57,3 +57,24 @@ func TestOpenSSHBlock(t *testing.T) {
 		}
 	}
 }
+
+func TestExitResult(t *testing.T) {
+	c := &Client{lost: make(chan struct{})}
+	cases := []struct {
+		r    exitResult
+		code int
+		err  error
+	}{
+		{exitResult{status: 0}, 0, nil},
+		{exitResult{status: 3}, 3, nil},
+		{exitResult{status: -1, signal: "KILL"}, 137, nil},
+		{exitResult{status: 0, signal: "TERM"}, 0, nil},
+		{exitResult{status: -1}, 255, ErrConnectionLost},
+	}
+	for _, tc := range cases {
+		code, err := c.exitCode(tc.r.exit())
+		if code != tc.code || err != tc.err {
+			t.Errorf("%+v: exitCode = %d, %v; want %d, %v", tc.r, code, err, tc.code, tc.err)
+		}
+	}
+}

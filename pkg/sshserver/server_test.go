@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -336,4 +337,66 @@ func TestLogRecords(t *testing.T) {
 	if strings.Contains(buf.String(), "time=") {
 		t.Errorf("records carry a time:\n%s", buf.String())
 	}
+}
+
+// readyWriter closes ready at the first write.
+type readyWriter struct {
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.ready) })
+	return len(p), nil
+}
+
+func TestExecCancelAndLost(t *testing.T) {
+	f := start(t)
+	t.Run("a cancelled context ends a running command", func(t *testing.T) {
+		c := f.client(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &readyWriter{ready: make(chan struct{})}
+		go func() { <-w.ready; cancel() }()
+		code, err := c.Run(ctx, sshclient.RunOptions{Command: "echo ready; sleep 30", Stdout: w, Stderr: io.Discard})
+		if code != 255 || err != context.Canceled {
+			t.Fatalf("Run = %d, %v", code, err)
+		}
+	})
+	t.Run("a connection closed under a running command is lost", func(t *testing.T) {
+		c := f.client(t)
+		w := &readyWriter{ready: make(chan struct{})}
+		go func() { <-w.ready; c.Close() }()
+		code, err := c.Run(context.Background(), sshclient.RunOptions{Command: "echo ready; sleep 30", Stdout: w, Stderr: io.Discard})
+		if code != 255 || err != sshclient.ErrConnectionLost {
+			t.Fatalf("Run = %d, %v", code, err)
+		}
+	})
+	t.Run("a command killed by a signal exits 128+n", func(t *testing.T) {
+		c := f.client(t)
+		code, err := c.Run(context.Background(), sshclient.RunOptions{Command: "kill -TERM $$", Stdout: io.Discard, Stderr: io.Discard})
+		if code != 128+15 || err != nil {
+			t.Fatalf("Run = %d, %v", code, err)
+		}
+	})
+	t.Run("the host key can come later, from HostKeyFunc", func(t *testing.T) {
+		conn, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sshclient.NewClient(conn, sshclient.Config{Signer: f.user, HostKeySource: "secret/test",
+			HostKeyFunc: func() (ssh.PublicKey, error) { return f.hostKey.PublicKey(), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		conn, err = net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = sshclient.NewClient(conn, sshclient.Config{Signer: f.user, HostKeySource: "secret/test",
+			HostKeyFunc: func() (ssh.PublicKey, error) { return nil, errors.New("reading secret/test: forbidden") }})
+		if err == nil || !strings.Contains(err.Error(), "reading secret/test: forbidden") {
+			t.Fatalf("NewClient with a failed HostKeyFunc = %v", err)
+		}
+	})
 }

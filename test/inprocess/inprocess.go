@@ -217,8 +217,11 @@ func (a *Agent) Factory(t testing.TB) *cmdtesting.TestFactory {
 	return tf
 }
 
+// ok200 encodes a copy of o: the codec sets and restores the object's
+// TypeMeta while it encodes, and requests come concurrently (devssh reads
+// the Secret while it resolves the pod).
 func ok200(codec runtime.Codec, o runtime.Object) *http.Response {
-	return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, o)}
+	return &http.Response{StatusCode: http.StatusOK, Header: cmdtesting.DefaultHeader(), Body: cmdtesting.ObjBody(codec, o.DeepCopyObject())}
 }
 
 func status(codec runtime.Codec, code int, what string) *http.Response {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	uexec "k8s.io/utils/exec"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/agentconn"
 	"github.com/kubectl-dev/kubectl-dev/test/inprocess"
 )
 
@@ -19,8 +22,13 @@ import (
 // uexec.CodeExitError).
 func run(t *testing.T, a *inprocess.Agent, argv ...string) (string, string, error) {
 	t.Helper()
+	return runWith(t, a, NewOptions(genericiooptions.IOStreams{In: strings.NewReader("")}), argv...)
+}
+
+func runWith(t *testing.T, a *inprocess.Agent, o *Options, argv ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	o := NewOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	o.Out, o.ErrOut = &out, &errOut
 	o.Dialer = a
 	cmd := newCmd(a.Factory(t), o)
 	cmd.SetArgs(argv)
@@ -43,6 +51,9 @@ func exitCode(err error) int {
 }
 
 func TestArgv(t *testing.T) {
+	// The fake factory's kubeconfig, and the kubectl-dev folder beside it
+	// (hints), in a folder of the test's.
+	t.Setenv("TMPDIR", t.TempDir())
 	a := inprocess.NewAgent(t, nil)
 	id := "--identity=" + a.Identity
 
@@ -118,4 +129,48 @@ func TestArgv(t *testing.T) {
 			t.Fatal("config dialed the agent")
 		}
 	})
+}
+
+// TestSpeculation: the second run connects to the pod the first resolved
+// to while it resolves again, and uses that connection (one dial per run);
+// a hint naming another pod is not used, and the run dials the pod it
+// resolved to.
+func TestSpeculation(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // see TestArgv
+	a := inprocess.NewAgent(t, nil)
+	id := "--identity=" + a.Identity
+	for i := range 2 {
+		dialed := a.Dialed()
+		o := NewOptions(genericiooptions.IOStreams{In: strings.NewReader("")})
+		out, _, err := runWith(t, a, o, "deployment/demo", id, "--", "echo", "ok")
+		if err != nil || out != "ok\n" {
+			t.Fatalf("run %d: err %v, stdout %q", i, err, out)
+		}
+		if a.Dialed() != dialed+1 {
+			t.Fatalf("run %d dialled %d times", i, a.Dialed()-dialed)
+		}
+		if (o.spec != nil) != (i == 1) {
+			t.Fatalf("run %d: speculation %v", i, o.spec != nil)
+		}
+		if i == 1 && o.spec.Take(&agentconn.Target{}) != nil {
+			t.Fatal("the speculation was not taken by the run")
+		}
+	}
+	m, _ := filepath.Glob(filepath.Join(tmp, "kubectl-dev", "hints", "*.json"))
+	if len(m) != 1 {
+		t.Fatalf("hint files %v", m)
+	}
+	hint := m[0]
+	if err := os.WriteFile(hint, []byte(`{"pod":"demo-0","secret":"demo-devagent"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := NewOptions(genericiooptions.IOStreams{In: strings.NewReader("")})
+	out, _, err := runWith(t, a, o, "deployment/demo", id, "--", "echo", "ok")
+	if err != nil || out != "ok\n" || o.spec == nil {
+		t.Fatalf("stale hint: err %v, stdout %q, speculation %v", err, out, o.spec != nil)
+	}
+	if h, _ := agentconn.LoadHint(hint); h.Pod != a.Pod.Name {
+		t.Fatalf("hint %+v not updated to %s", h, a.Pod.Name)
+	}
 }

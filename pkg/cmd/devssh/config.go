@@ -63,8 +63,12 @@ func (o *Options) runConfig(ctx context.Context, write bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	o.predial.Close() // no port-forward here
 	t, err := o.resolve(ctx)
 	if err != nil {
+		return err
+	}
+	if err := t.ReadHostKey(ctx, o.Client); err != nil {
 		return err
 	}
 	cfg, err := o.openSSH(t)

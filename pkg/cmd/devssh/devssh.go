@@ -29,6 +29,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
@@ -91,6 +92,16 @@ type Options struct {
 	// Dialer carries the stream to the agent: the API server's
 	// port-forward unless a test set another before Complete.
 	Dialer agentconn.Dialer
+	// predial is the port-forward's connection dialled in advance; Run
+	// closes it if nothing took it.
+	predial *portforward.Predial
+	// speculate: Complete starts connecting to the pod of the hint (the
+	// pod the reference resolved to last time) before it reads the
+	// object; Run uses that connection when the pod is still the one.
+	speculate bool
+	hintFile  string
+	hint      agentconn.Hint
+	spec      *agentconn.Speculation
 }
 
 // NewOptions returns the defaults.
@@ -113,10 +124,13 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Args:                  cobra.MinimumNArgs(1),
 		ValidArgsFunction:     complete.WorkloadArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.speculate = true
 			if err := o.Complete(f, cmd, args); err != nil {
+				o.spec.Close()
 				return err
 			}
 			if err := o.Validate(); err != nil {
+				o.spec.Close()
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -179,7 +193,18 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 	}
 	o.TypeName = target.String()
 	if o.Dialer == nil {
-		o.Dialer = agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
+		pf := agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
+		if !o.UseSSH {
+			// The port-forward's TCP and TLS handshakes overlap the
+			// requests that find the pod (the upgrade is HTTP/1.1, not on
+			// their HTTP/2 connection).
+			pf.Predial = portforward.StartPredial(o.RESTConfig)
+			o.predial = pf.Predial
+		}
+		o.Dialer = pf
+	}
+	if o.speculate && !o.UseSSH && !o.Stdio {
+		o.startSpeculation(cmd.Context())
 	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
@@ -193,6 +218,29 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 	}
 	o.Object = obj
 	return nil
+}
+
+// startSpeculation connects to the hinted pod, if there is a hint, while
+// Complete reads the object and Run finds the pod: the round trips of the
+// port-forward and of the SSH handshake overlap theirs.
+func (o *Options) startSpeculation(ctx context.Context) {
+	if o.KeyDir == "" || o.RESTConfig == nil {
+		return
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o.hintFile = agentconn.HintFile(o.KeyDir, o.RESTConfig.Host, o.Namespace, o.TypeName, o.Container)
+	h, ok := agentconn.LoadHint(o.hintFile)
+	if !ok {
+		return
+	}
+	o.hint = h
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	if err != nil {
+		return // Run reports it
+	}
+	o.spec = o.connector(signer).Speculate(ctx, o.Namespace, h)
 }
 
 func resolveFailed(err error) error {
@@ -254,8 +302,10 @@ func (o *Options) connector(signer ssh.Signer) *agentconn.Connector {
 	}
 }
 
+// resolve finds the pod; its host key is read later, by whoever needs it
+// (DialSSH reads it while it dials; --stdio never needs it).
 func (o *Options) resolve(ctx context.Context) (*agentconn.Target, error) {
-	return o.connector(nil).Resolve(ctx, o.PodRunningTimeout)
+	return o.connector(nil).ResolvePod(ctx, o.PodRunningTimeout)
 }
 
 func (o *Options) identityFile() string {
@@ -270,11 +320,16 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	defer o.predial.Close()
+	defer o.spec.Close() // unless taken
 	t, err := o.resolve(ctx)
 	if err != nil {
 		return connectionFailed(err)
 	}
 	if o.UseSSH {
+		if err := t.ReadHostKey(ctx, o.Client); err != nil {
+			return connectionFailed(err)
+		}
 		return o.runOpenSSH(ctx, t)
 	}
 	if o.Stdio {
@@ -292,11 +347,16 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return connectionFailed(err)
 	}
-	cl, err := o.connector(signer).DialSSH(ctx, t)
-	if err != nil {
-		return connectionFailed(err)
+	cl := o.spec.Take(t)
+	if cl == nil {
+		if cl, err = o.connector(signer).DialSSH(ctx, t); err != nil {
+			return connectionFailed(err)
+		}
 	}
 	defer cl.Close()
+	if o.hintFile != "" {
+		agentconn.SaveHint(o.hintFile, o.hint, t)
+	}
 	lostErr := func() error {
 		return exitError(255, "the connection to %s was lost (the port-forward through the API server ended)", t.Ref())
 	}
