@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 )
 
@@ -40,8 +41,8 @@ func LoadHint(path string) (Hint, bool) {
 		return Hint{}, false
 	}
 	var h Hint
-	if json.Unmarshal(b, &h) != nil || h.Pod == "" || h.SecretName == "" {
-		return Hint{}, false
+	if json.Unmarshal(b, &h) != nil || len(validation.IsDNS1123Subdomain(h.Pod)) > 0 || len(validation.IsDNS1123Subdomain(h.SecretName)) > 0 {
+		return Hint{}, false // not names of objects: not ours, or damaged
 	}
 	return h, true
 }
