@@ -40,10 +40,14 @@ type WatchOptions struct {
 	after func(d time.Duration) (c <-chan time.Time, stop func())
 }
 
+// leadingSettle is how long the first change after a quiet period waits
+// for more events of the same save.
+const leadingSettle = 2 * time.Millisecond
+
 // Watcher reports changed paths of a local tree in batches. The first
 // change after a quiet period (no event for the debounce period, and no
-// batch being synced) is reported at once: an edit is on its way while the
-// editor is still closing the file. What follows — events within the
+// batch being synced) is reported as soon as the save is over (2 ms
+// without another event): an edit is on its way at once. What follows — events within the
 // debounce period of the last one, or while the caller syncs a batch — is
 // coalesced into the next batch, which waits for the debounce period of
 // quiet (at most MaxDelay from its first event). A file read while still
@@ -314,7 +318,18 @@ func (w *Watcher) Next(ctx context.Context) ([]string, error) {
 			if quiet.After(deadline) {
 				quiet = deadline
 			}
-			if w.leading || !now.Before(quiet) {
+			if w.leading {
+				// The first change after a quiet period goes as soon as
+				// the save that made it is over: its events (open with
+				// O_TRUNC, the writes, close) come within a millisecond.
+				// Sent at the first of them, the file would often be
+				// read empty, and the content come only with the next
+				// batch, a round trip later.
+				if settled := w.last.Add(leadingSettle); settled.Before(quiet) {
+					quiet = settled
+				}
+			}
+			if !now.Before(quiet) {
 				out := make([]string, 0, n)
 				for p := range w.pending {
 					out = append(out, p)

@@ -236,9 +236,16 @@ func TestWatcherLeadingEdge(t *testing.T) {
 		}
 	}
 
-	// The first change: at once, the clock has not moved.
+	// The first change: as soon as its save is over (leadingSettle
+	// without another event), not after the debounce period.
 	w.add("a.py")
-	got(next(), "a.py")
+	r0 := next()
+	armed(leadingSettle)
+	pending(r0)
+	w.add("a.py") // the same save's next event
+	armed(leadingSettle)
+	clk.advance(leadingSettle)
+	got(r0, "a.py")
 
 	// Changes while that batch is synced (Next not called yet): coalesced,
 	// after the debounce period.
@@ -255,6 +262,8 @@ func TestWatcherLeadingEdge(t *testing.T) {
 	r = next()
 	armed(time.Hour)
 	w.add("d.py")
+	armed(leadingSettle)
+	clk.advance(leadingSettle)
 	got(r, "d.py")
 
 	// A change within the debounce period of the last one waits for quiet.
