@@ -125,6 +125,12 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 		}
 		if j, ok := t.jobs[seq]; ok {
 			t.mu.Unlock()
+			// Counted for the batch's progress before the writer has it:
+			// a registered write is one of the current batch, whose
+			// Result waits for the writer.
+			if c.end == nil {
+				t.received.Add(int64(c.n))
+			}
 			select {
 			case j.chunks <- c:
 				return nil
@@ -230,9 +236,6 @@ func (srv *Server) serveLane(ctx context.Context, fr *syncproto.FrameReader, fw 
 			}
 			return nil
 		}
-		// Counted once its write has taken it: a registered write is
-		// one of the current batch, whose Result waits for it.
-		t.received.Add(int64(len(data)))
 	}
 }
 
