@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -116,6 +117,11 @@ type Client struct {
 	laneErr     error       // why lanes could not be opened
 	seq         uint64      // the last laned write's
 	laneMin     int64       // ClientOptions.LaneMinSize
+	// acks: the agent reports the content it received (FeatureProgress);
+	// progress is the open batch's progress that the read loop feeds
+	// with those reports (nil when none).
+	acks     bool
+	progress atomic.Pointer[batchProgress]
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
@@ -128,8 +134,9 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	}
 	go c.readLoop()
 	h := syncproto.Hello{MinVersion: syncproto.MinProtocolVersion, MaxVersion: syncproto.ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
+	h.Features = []string{syncproto.FeatureProgress}
 	if opts.Compress != CompressNever {
-		h.Features = []string{syncproto.FeatureZstd, syncproto.FeatureZstdStream}
+		h.Features = append(h.Features, syncproto.FeatureZstd, syncproto.FeatureZstdStream)
 	}
 	if opts.Lanes > 0 && opts.OpenLane != nil {
 		h.Features = append(h.Features, syncproto.FeatureLanes)
@@ -167,6 +174,8 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 			streamOK = true
 		case syncproto.FeatureLanes:
 			lanes = true
+		case syncproto.FeatureProgress:
+			c.acks = true
 		}
 	}
 	compress := false
@@ -294,6 +303,17 @@ func (c *Client) readLoop() {
 	fr := syncproto.NewFrameReader(c.rw)
 	for {
 		t, payload, err := fr.Next()
+		if err == nil && t == syncproto.MsgReceived {
+			// Handled here: a request waiting for its answer never
+			// sees it.
+			var m syncproto.Received
+			if err = syncproto.Decode(&m, payload); err == nil {
+				if p := c.progress.Load(); p != nil && p.id == m.ID {
+					p.received(m.Bytes)
+				}
+				continue
+			}
+		}
 		if err != nil {
 			c.readErr = err
 			close(c.frames)
@@ -480,13 +500,17 @@ func (c *Client) Hash(ctx context.Context, paths []string) (_ map[string][32]byt
 	return out, nil
 }
 
-// Progress receives the progress of a batch (see NewProgressBar).
+// Progress receives the progress of a batch (see NewProgressBar). Add and
+// FileDone may be called from the session's read loop while Apply runs:
+// an implementation must be safe for concurrent use.
 type Progress interface {
 	// Start announces the files to write and their total size.
 	Start(files int, bytes int64)
-	// Add reports bytes of content sent.
+	// Add reports bytes of content that reached the agent (when the agent
+	// reports them, FeatureProgress), else sent.
 	Add(bytes int64)
-	// FileDone reports one operation done (written, deleted, ...).
+	// FileDone reports a written file whose content reached the agent
+	// (or was sent, as Add).
 	FileDone(path string)
 	// Finish ends the batch.
 	Finish()
@@ -531,6 +555,7 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 	c.nextID++
 	id := c.nextID
 	res := &BatchResult{}
+	var bp *batchProgress // nil without opts.Progress
 	if p := opts.Progress; p != nil {
 		files, bytes := 0, int64(0)
 		for _, op := range ops {
@@ -541,6 +566,14 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 		}
 		p.Start(files, bytes)
 		defer p.Finish()
+		bp = &batchProgress{p: p, id: id, acks: c.acks}
+		if bp.acks {
+			c.progress.Store(bp)
+			defer func() {
+				c.progress.Store(nil)
+				bp.finish(err == nil)
+			}()
+		}
 	}
 	if err := c.fw.Write(&syncproto.Begin{ID: id, Count: len(ops)}); err != nil {
 		return nil, c.writeErr(err)
@@ -567,15 +600,13 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 			c.seq++
 			err := c.fw.Write(&syncproto.LanedOp{Seq: c.seq, Op: op})
 			if err == nil {
-				err = c.sendLaned(ctx, src, c.seq, opts.Progress)
+				err = c.sendLaned(ctx, src, c.seq, bp)
 			}
 			src.Close()
 			if err != nil {
 				return nil, c.writeErr(err)
 			}
-			if opts.Progress != nil {
-				opts.Progress.FileDone(op.Path)
-			}
+			bp.fileSent(op.Path)
 			continue
 		}
 		if err := c.fw.Write(&op); err != nil {
@@ -585,14 +616,14 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 			return nil, c.writeErr(err)
 		}
 		if src != nil {
-			err := c.sendContent(src, opts.Progress)
+			err := c.sendContent(src, bp)
 			src.Close()
 			if err != nil {
 				return nil, c.writeErr(err)
 			}
 		}
-		if opts.Progress != nil && op.Kind == syncproto.OpWrite {
-			opts.Progress.FileDone(op.Path)
+		if op.Kind == syncproto.OpWrite {
+			bp.fileSent(op.Path)
 		}
 	}
 	if err := c.fw.Write(&syncproto.Commit{ID: id}); err != nil {
@@ -627,7 +658,7 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 
 // sendContent streams src as data frames and ends with FileEnd. A read
 // error aborts the file on the agent, not the session.
-func (c *Client) sendContent(src io.Reader, p Progress) error {
+func (c *Client) sendContent(src io.Reader, p *batchProgress) error {
 	if c.buf == nil {
 		c.buf = make([]byte, syncproto.ChunkSize)
 	}
@@ -647,9 +678,7 @@ func (c *Client) sendContent(src io.Reader, p Progress) error {
 				return err
 			}
 			size += int64(n)
-			if p != nil {
-				p.Add(int64(n))
-			}
+			p.sent(int64(n))
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			return c.fw.Write(&syncproto.FileEnd{Size: size})

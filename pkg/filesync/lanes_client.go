@@ -267,7 +267,7 @@ func (l *laneSender) close() {
 
 // sendLaned streams src as the content of laned write seq: chunks go to
 // the lanes, the FileEnd on the session's channel.
-func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Progress) error {
+func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p *batchProgress) error {
 	var size int64
 	for {
 		buf := syncproto.GetChunk()
@@ -278,9 +278,7 @@ func (c *Client) sendLaned(ctx context.Context, src io.Reader, seq uint64, p Pro
 				return err
 			}
 			size += int64(n)
-			if p != nil {
-				p.Add(int64(n))
-			}
+			p.sent(int64(n))
 		} else {
 			syncproto.PutChunk(buf)
 		}

@@ -55,6 +55,8 @@ func newMessage(t MsgType) Message {
 		return &Action{}
 	case MsgActionResult:
 		return &ActionResult{}
+	case MsgReceived:
+		return &Received{}
 	}
 	return nil
 }
@@ -84,6 +86,7 @@ func sampleMessages() []Message {
 		&LanedOp{Seq: 3, Op: Op{Kind: OpWrite, Path: "big", Mode: 0o600, Size: 1 << 30}},
 		&Action{Kind: "signal", Args: []string{"HUP"}},
 		&ActionResult{Error: "", Output: "sent SIGHUP"},
+		&Received{ID: 7, Bytes: 3 << 20},
 	}
 }
 
@@ -153,6 +156,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(MsgListEntries), binary.AppendUvarint(nil, MaxListEntries+1))
 	f.Add(byte(MsgResult), []byte{1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(byte(MsgBegin), bytes.Repeat([]byte{0xff}, 11))
+	f.Add(byte(MsgReceived), binary.AppendUvarint([]byte{7}, 1<<63)) // beyond int64
+	f.Add(byte(MsgReceived), []byte{7})                              // no count
 	f.Fuzz(func(t *testing.T, typ byte, payload []byte) {
 		m := newMessage(MsgType(typ))
 		if m == nil {

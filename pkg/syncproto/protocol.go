@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 
@@ -56,6 +57,10 @@ const (
 	// channel into one zstd stream (a Stream message, then compressed
 	// frames to the end; see StreamWindow).
 	FeatureZstdStream = "zstd-stream"
+	// FeatureProgress: while a batch is open the agent reports the file
+	// content it has received so far (Received), so that the client's
+	// progress follows the link rather than what SSH's windows accept.
+	FeatureProgress = "progress"
 )
 
 // MsgType is the type byte of a frame.
@@ -64,8 +69,8 @@ type MsgType byte
 // Message types. The client (kubectl devsync) sends Hello, Stream, List, Hash,
 // Begin, Op, LanedOp, Data, DataZstd, FileEnd, Commit and Action, and on a
 // lane LaneHello, LaneData and LaneDataZstd; the agent sends Welcome,
-// LaneToken, Error, ListEntries, ListEnd, HashResult, HashEnd, Result and
-// ActionResult, and on a lane LaneWelcome.
+// LaneToken, Error, ListEntries, ListEnd, HashResult, HashEnd, Received,
+// Result and ActionResult, and on a lane LaneWelcome.
 const (
 	MsgHello        MsgType = 1
 	MsgWelcome      MsgType = 2
@@ -88,6 +93,7 @@ const (
 	MsgCommit       MsgType = 25
 	MsgResult       MsgType = 26
 	MsgLanedOp      MsgType = 27
+	MsgReceived     MsgType = 28
 	MsgAction       MsgType = 30
 	MsgActionResult MsgType = 31
 	MsgLaneData     MsgType = 32
@@ -102,7 +108,7 @@ var msgNames = map[MsgType]string{
 	MsgResult: "result", MsgAction: "action", MsgActionResult: "action-result",
 	MsgLaneToken: "lane-token", MsgLaneHello: "lane-hello", MsgLaneWelcome: "lane-welcome",
 	MsgLanedOp: "laned-op", MsgLaneData: "lane-data", MsgLaneDataZstd: "lane-data-zstd",
-	MsgStream: "stream",
+	MsgStream: "stream", MsgReceived: "received",
 }
 
 func (t MsgType) String() string {
@@ -846,6 +852,28 @@ type Commit struct{ ID uint64 }
 func (*Commit) MsgType() MsgType { return MsgCommit }
 func (m *Commit) encode(w *wbuf) { w.u(m.ID) }
 func (m *Commit) decode(r *rbuf) { m.ID = r.u() }
+
+// Received reports, while batch ID is open, how many bytes of file content
+// (decoded: inline data frames and lane data) of the batch the agent has
+// received so far (agent -> client, FeatureProgress). The agent sends it
+// at most every few tenths of a second and only when the count grew; every
+// Received of a batch precedes its Result.
+type Received struct {
+	ID    uint64
+	Bytes int64
+}
+
+func (*Received) MsgType() MsgType { return MsgReceived }
+func (m *Received) encode(w *wbuf) { w.u(m.ID); w.u(uint64(m.Bytes)) }
+func (m *Received) decode(r *rbuf) {
+	m.ID = r.u()
+	n := r.u()
+	if n > math.MaxInt64 {
+		r.fail("received count %d out of range", n)
+		return
+	}
+	m.Bytes = int64(n)
+}
 
 // ItemError reports a failed operation of a batch.
 type ItemError struct {

@@ -83,7 +83,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		go r.work()
 	}
 	var cur *writeJob // the write whose content is being read
+	stopProgress := s.reportProgress(b.ID)
 	defer func() {
+		stopProgress(err == nil)
 		if cur != nil {
 			close(cur.chunks) // the writer aborts the file
 		}
@@ -119,6 +121,7 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			if err := s.publish(); err != nil {
 				r.done(-1, nil, 0, err)
 			}
+			stopProgress(true) // every received message precedes the result
 			return s.fw.Write(r.result(b.ID))
 		case syncproto.MsgOp:
 		case syncproto.MsgLanedOp:
@@ -246,6 +249,7 @@ func (s *session) readContent(j *writeJob) error {
 				return syncproto.Errorf("data chunk of %d bytes exceeds %d", len(data), syncproto.ChunkSize)
 			}
 			received += int64(len(data))
+			s.received.Add(int64(len(data)))
 			buf := syncproto.GetChunk()
 			j.chunks <- chunk{buf: buf, n: copy(*buf, data)}
 		case syncproto.MsgFileEnd:

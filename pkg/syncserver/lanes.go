@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
@@ -43,6 +44,8 @@ type laneTable struct {
 	token string
 	zstd  bool
 	abort func() // ends the session (closes its channel)
+	// received is the session's count of content received (progress.go).
+	received *atomic.Int64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -56,12 +59,12 @@ type laneTable struct {
 
 var errSessionEnded = errors.New("the devsync session ended")
 
-func (srv *Server) newLaneTable(zstd bool, abort func()) (*laneTable, error) {
+func (srv *Server) newLaneTable(zstd bool, abort func(), received *atomic.Int64) (*laneTable, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	t := &laneTable{srv: srv, token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
+	t := &laneTable{srv: srv, token: hex.EncodeToString(b[:]), zstd: zstd, abort: abort, received: received, jobs: map[uint64]*writeJob{}, done: make(chan struct{})}
 	t.cond = sync.NewCond(&t.mu)
 	srv.mu.Lock()
 	srv.lanes[t.token] = t
@@ -122,6 +125,12 @@ func (t *laneTable) deliver(seq uint64, c chunk) error {
 		}
 		if j, ok := t.jobs[seq]; ok {
 			t.mu.Unlock()
+			// Counted for the batch's progress before the writer has it:
+			// a registered write is one of the current batch, whose
+			// Result waits for the writer.
+			if c.end == nil {
+				t.received.Add(int64(c.n))
+			}
 			select {
 			case j.chunks <- c:
 				return nil

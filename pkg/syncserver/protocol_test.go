@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -330,5 +331,61 @@ func TestLaneTokenOfAnotherServer(t *testing.T) {
 	var pe *syncproto.ProtocolError
 	if err := <-served; !errors.As(err, &pe) {
 		t.Errorf("serve returned %v, want a protocol error", err)
+	}
+}
+
+// TestReceivedDuringBatch: with FeatureProgress the agent reports the
+// content of the open batch it has received, every report precedes the
+// batch's result, and none follows it; without the feature the welcome
+// does not list it.
+func TestReceivedDuringBatch(t *testing.T) {
+	_, conn, _ := servedRoot(t)
+	defer conn.Close()
+	c := newRawClient(conn)
+	c.fw.Write(&syncproto.Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app", Features: []string{syncproto.FeatureProgress}})
+	c.fw.Flush()
+	var w syncproto.Welcome
+	c.expect(t, &w)
+	if !slices.Contains(w.Features, syncproto.FeatureProgress) {
+		t.Fatalf("welcome features %v", w.Features)
+	}
+	c.fw.Write(&syncproto.Begin{ID: 9, Count: 1})
+	c.fw.Write(&syncproto.Op{Kind: syncproto.OpWrite, Path: "f", Mode: 0o644, Size: 300_000})
+	c.fw.WriteRaw(syncproto.MsgData, make([]byte, 100_000))
+	c.fw.Flush()
+	var r syncproto.Received
+	c.expect(t, &r) // within ProgressInterval
+	if r.ID != 9 || r.Bytes != 100_000 {
+		t.Fatalf("received %+v, want batch 9, 100000 bytes", r)
+	}
+	c.fw.WriteRaw(syncproto.MsgData, make([]byte, 200_000))
+	c.fw.Write(&syncproto.FileEnd{Size: 300_000})
+	c.fw.Write(&syncproto.Commit{ID: 9})
+	c.fw.Flush()
+	for {
+		typ, payload, err := c.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ == syncproto.MsgResult {
+			break
+		}
+		if typ != syncproto.MsgReceived || syncproto.Decode(&r, payload) != nil || r.ID != 9 || r.Bytes <= 100_000 || r.Bytes > 300_000 {
+			t.Fatalf("before the result: %s %+v", typ, r)
+		}
+	}
+	// Nothing follows the result: the next request's answer comes first.
+	c.fw.Write(&syncproto.ListReq{})
+	c.fw.Flush()
+	c.expect(t, &syncproto.ListEntries{})
+
+	_, conn2, _ := servedRoot(t)
+	defer conn2.Close()
+	c2 := newRawClient(conn2)
+	c2.fw.Write(&syncproto.Hello{MinVersion: 1, MaxVersion: 1, Dest: "/app"})
+	c2.fw.Flush()
+	c2.expect(t, &w)
+	if slices.Contains(w.Features, syncproto.FeatureProgress) {
+		t.Errorf("welcome lists %s, which the client did not offer", syncproto.FeatureProgress)
 	}
 }

@@ -70,6 +70,10 @@ func (c delayedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// testAgentConn, when set, wraps the agent's end of testSession's pipes
+// (the session's and its lanes').
+var testAgentConn func(net.Conn) net.Conn
+
 // testSession serves appRoot (a fake app root filesystem) over net.Pipe,
 // the session and its lanes with one syncserver.Server, and returns a
 // client whose destination is /app.
@@ -80,11 +84,15 @@ func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *fil
 		t.Fatal(err)
 	}
 	a, b := net.Pipe()
+	agentConn := func(c net.Conn) net.Conn { return c }
+	if testAgentConn != nil {
+		agentConn = testAgentConn
+	}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := syncserver.New(nil)
 	go func() {
-		done <- srv.Serve(ctx, b, syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app", Writers: testWriters})
+		done <- srv.Serve(ctx, agentConn(b), syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app", Writers: testWriters})
 		b.Close()
 	}()
 	if opts.Dest == "" {
@@ -106,7 +114,7 @@ func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *fil
 			lanes.Add(1)
 			go func() {
 				defer lanes.Done()
-				if err := srv.Serve(ctx, lb, syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"}); err != nil {
+				if err := srv.Serve(ctx, agentConn(lb), syncserver.Root{FS: fsRoot, Owner: rootfs.Owner{UID: -1, GID: -1}, Workdir: "/app"}); err != nil {
 					t.Errorf("serve a lane: %v", err)
 				}
 				lb.Close()

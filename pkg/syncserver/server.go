@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,6 +95,14 @@ type session struct {
 	stagedMu    sync.Mutex
 	// lanes is the session's lane table when the client asked for lanes.
 	lanes *laneTable
+	// progress: the client takes Received messages (FeatureProgress).
+	progress bool
+	// received counts the file content (decoded) this session has read,
+	// inline and from its lanes, over all its batches (progress.go).
+	received atomic.Int64
+	// wmu serializes the writes of fw while a batch's progress reporter
+	// may write (progress.go) and for fatal.
+	wmu sync.Mutex
 	// abort closes the session's channel.
 	abort func()
 }
@@ -247,6 +256,9 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 		case syncproto.FeatureLanes:
 			lanes = true
 			feats = append(feats, f)
+		case syncproto.FeatureProgress:
+			s.progress = true
+			feats = append(feats, f)
 		}
 	}
 	s.log.Info("devsync: session", "client", h.Client, "protocol", v, "dest", s.dest)
@@ -254,7 +266,7 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 		return err
 	}
 	if lanes {
-		if s.lanes, err = s.srv.newLaneTable(s.zstd, s.abort); err != nil {
+		if s.lanes, err = s.srv.newLaneTable(s.zstd, s.abort, &s.received); err != nil {
 			return err
 		}
 		if err := s.fw.Write(&syncproto.LaneToken{Token: s.lanes.token, Max: syncproto.MaxLanes}); err != nil {
@@ -272,6 +284,8 @@ func (s *session) fatal(err error) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
 		if s.fw.Write(&syncproto.ErrorMsg{Message: err.Error()}) == nil {
 			s.fw.Flush()
 		}
