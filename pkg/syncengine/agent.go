@@ -34,7 +34,8 @@ type AgentConnector struct {
 // app container, connects, and opens the devsync session.
 func (a *AgentConnector) Connect(ctx context.Context, timeout time.Duration) (Session, error) {
 	start := time.Now()
-	t, err := a.Conn.Resolve(ctx, timeout)
+	// The host key is read while the port-forward is dialled (DialSSH).
+	t, err := a.Conn.ResolvePod(ctx, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncengine"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
 )
@@ -79,7 +80,11 @@ type Options struct {
 	Identity          string
 	PodRunningTimeout time.Duration
 	Compress          string
-	Progress          string
+
+	// predial is the first port-forward's connection, dialled in
+	// advance; Run closes it if no dial took it.
+	predial  *portforward.Predial
+	Progress string
 
 	// Filled by Complete.
 	LocalDir   string
@@ -166,7 +171,11 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 	}
 	o.TypeName = target.String()
 	if o.Dialer == nil {
-		o.Dialer = agentconn.PortForward{Config: o.RESTConfig, Client: o.Client}
+		// The first port-forward's TCP and TLS handshakes overlap the
+		// requests that find the pod (see portforward.StartPredial).
+		pf := agentconn.PortForward{Config: o.RESTConfig, Client: o.Client, Predial: portforward.StartPredial(o.RESTConfig)}
+		o.predial = pf.Predial
+		o.Dialer = pf
 	}
 	obj, err := f.NewBuilder().
 		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
@@ -290,6 +299,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	defer o.predial.Close()
 	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
 	if err != nil {
 		var ni *agentconn.NoIdentityError
