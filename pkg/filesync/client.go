@@ -600,6 +600,13 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 			c.seq++
 			err := c.fw.Write(&syncproto.LanedOp{Seq: c.seq, Op: op})
 			if err == nil {
+				// The agent takes the file's chunks from the lanes once
+				// it has read this op: sent now, not with the batch's
+				// end, it lets the agent write (and count, for the
+				// progress) the chunks as they arrive.
+				err = c.fw.Flush()
+			}
+			if err == nil {
 				err = c.sendLaned(ctx, src, c.seq, bp)
 			}
 			src.Close()
