@@ -349,7 +349,13 @@ func (fw *FrameWriter) Compress(level zstd.EncoderLevel) error {
 	if err := fw.w.Flush(); err != nil {
 		return err
 	}
-	z, err := zstd.NewWriter(fw.wire, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(StreamWindow), zstd.WithLowerEncoderMem(true))
+	// Entropy coding of literals even where no match is found: text
+	// without repeats (base64, minified data) still shrinks by its
+	// alphabet (a quarter for base64), which klauspost/compress skips by
+	// default at this level; it costs no measurable time (36 MiB of
+	// base64 in 0.2 s either way).
+	z, err := zstd.NewWriter(fw.wire, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(StreamWindow),
+		zstd.WithLowerEncoderMem(true), zstd.WithAllLitEntropyCompression(true))
 	if err != nil {
 		return err
 	}
