@@ -159,7 +159,8 @@ func (r *results) write(path string) error {
 	fmt.Fprintf(&b, "Measured by `make bench` (`go run ./test/bench --profile P`), one section per link profile: loopback is the\n")
 	fmt.Fprintf(&b, "local cluster as it is; lan, wan and far put the emulated link of hack/link (Toxiproxy on loopback,\n")
 	fmt.Fprintf(&b, "docs/testing.md) between every client and the API server. Every baseline ran in the same run, over the same link.\n")
-	fmt.Fprintf(&b, "`make bench PROFILE=wan` rewrites the wan section only.\n\n")
+	fmt.Fprintf(&b, "`make bench PROFILE=wan` rewrites the wan section only. docs/links.md explains the round trips,\n")
+	fmt.Fprintf(&b, "compression and flow control behind the link figures.\n\n")
 	for _, p := range profileOrder {
 		if sec, ok := sections[p]; ok {
 			b.WriteString(sec)
