@@ -1,6 +1,7 @@
 package sshclient
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -73,7 +74,7 @@ func TestExitResult(t *testing.T) {
 	}
 	for _, tc := range cases {
 		code, err := c.exitCode(tc.r.exit())
-		if code != tc.code || err != tc.err {
+		if code != tc.code || !errors.Is(err, tc.err) {
 			t.Errorf("%+v: exitCode = %d, %v; want %d, %v", tc.r, code, err, tc.code, tc.err)
 		}
 	}

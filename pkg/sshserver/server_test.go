@@ -358,7 +358,7 @@ func TestExecCancelAndLost(t *testing.T) {
 		w := &readyWriter{ready: make(chan struct{})}
 		go func() { <-w.ready; cancel() }()
 		code, err := c.Run(ctx, sshclient.RunOptions{Command: "echo ready; sleep 30", Stdout: w, Stderr: io.Discard})
-		if code != 255 || err != context.Canceled {
+		if code != 255 || !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %d, %v", code, err)
 		}
 	})
@@ -367,7 +367,7 @@ func TestExecCancelAndLost(t *testing.T) {
 		w := &readyWriter{ready: make(chan struct{})}
 		go func() { <-w.ready; c.Close() }()
 		code, err := c.Run(context.Background(), sshclient.RunOptions{Command: "echo ready; sleep 30", Stdout: w, Stderr: io.Discard})
-		if code != 255 || err != sshclient.ErrConnectionLost {
+		if code != 255 || !errors.Is(err, sshclient.ErrConnectionLost) {
 			t.Fatalf("Run = %d, %v", code, err)
 		}
 	})

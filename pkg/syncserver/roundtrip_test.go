@@ -123,7 +123,7 @@ func testSession(t *testing.T, appRoot string, opts filesync.ClientOptions) *fil
 			return countingConn{la}, nil
 		}
 	}
-	var clientSide net.Conn = a
+	clientSide := a
 	if testDelay > 0 {
 		clientSide = delayedConn{a, testDelay}
 	}
