@@ -131,7 +131,7 @@ per file) and the SPDY framer's header words no longer travel as messages of the
 
 The two trees: the random tree is the worst case for a compressor (zstd's fastest level cannot shrink
 base64 text). The source tree shrinks about 2.8x with zstd, but on this cluster devsync sends it
-uncompressed (--compress auto: the API server is on this machine, and here compressing cost the client
+uncompressed (--compress auto: the handshake's round trip is 1-2 ms, a local link, and here compressing cost the client
 and the agent about what the relays saved: 945 ms uncompressed, 1012 ms compressed, medians of 7; see
 docs/devsync.md, Compression). It has 1,210 directories instead of 100, and files up to 64 KiB.
 The per-round ratio compares the runs of one round, taken seconds apart: on a machine whose load
