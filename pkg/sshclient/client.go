@@ -15,12 +15,12 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/coalesce"
+	"github.com/kubectl-dev/kubectl-dev/pkg/keepalive"
 )
 
 // User is the user name the client logs in as; the agent ignores it (the
@@ -146,7 +146,7 @@ func (c Config) hostKeyAlgos() []string {
 // Client is an SSH connection to the agent.
 type Client struct {
 	*ssh.Client
-	conn     *activityConn
+	conn     *keepalive.Conn
 	lostOnce sync.Once
 	lost     chan struct{}
 }
@@ -154,7 +154,7 @@ type Client struct {
 // NewClient runs the SSH handshake on conn and starts keepalives.
 func NewClient(conn net.Conn, c Config) (*Client, error) {
 	cc := c.ClientConfig()
-	ac := &activityConn{Conn: coalesce.NewConn(conn)}
+	ac := keepalive.NewConn(coalesce.NewConn(conn))
 	conn = ac
 	// The port-forward stream has no deadlines: a timer bounds the handshake.
 	timer := time.AfterFunc(cc.Timeout, func() { conn.Close() })
@@ -193,71 +193,17 @@ func (c *Client) markLost() { c.lostOnce.Do(func() { close(c.lost) }) }
 // Lost is closed when the connection has ended.
 func (c *Client) Lost() <-chan struct{} { return c.lost }
 
-// keepalive checks the peer every interval: one keepalive request at a
-// time, its answer waited for one interval. An interval without the answer
-// counts as missed only when nothing at all arrived from the peer during
-// it: on a slow link busy with an upload the answer waits behind the
-// queued data (seconds, or minutes at 1 Mbit/s with SSH's windows full)
-// while the peer's window adjustments keep arriving. After max missed
-// intervals in a row the connection is closed.
+// keepalive checks the peer (keepalive.Run) and closes the connection
+// when it is lost.
 func (c *Client) keepalive(interval time.Duration, max int) {
-	missed := 0
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var answer chan error // of the keepalive in flight; nil when none is
-	for {
-		select {
-		case <-c.lost:
-			return
-		case <-t.C:
-		}
-		if answer == nil {
-			answer = make(chan error, 1)
-			go func(answer chan<- error) {
-				_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
-				answer <- err
-			}(answer)
-		}
-		waited := time.Now()
-		select {
-		case err := <-answer:
-			answer = nil
-			if err != nil {
-				c.Close()
-				return
-			}
-			missed = 0
-		case <-time.After(interval):
-			if c.conn.readSince(waited) {
-				missed = 0
-				continue
-			}
-			if missed++; missed >= max {
-				c.Close()
-				return
-			}
-		case <-c.lost:
-			return
-		}
+	err := keepalive.Run(c.lost, interval, max, c.conn, func() error {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		return err
+	})
+	if err != nil {
+		c.Close()
 	}
 }
-
-// activityConn records when bytes last arrived from the peer.
-type activityConn struct {
-	net.Conn
-	last atomic.Int64 // UnixNano of the last Read that returned bytes
-}
-
-func (a *activityConn) Read(p []byte) (int, error) {
-	n, err := a.Conn.Read(p)
-	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
-
-// readSince says whether bytes arrived at or after t.
-func (a *activityConn) readSince(t time.Time) bool { return a.last.Load() >= t.UnixNano() }
 
 // RunOptions is one shell or command.
 type RunOptions struct {

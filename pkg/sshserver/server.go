@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/agentlog"
+	"github.com/kubectl-dev/kubectl-dev/pkg/keepalive"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
@@ -184,7 +185,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeConn runs the SSH protocol on one connection until it ends.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
-	c := &activityConn{Conn: nc}
+	c := keepalive.NewConn(nc)
 	defer c.Close()
 	// The handshake must not hang forever on a silent peer.
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -257,68 +258,19 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 // the client during it: on a slow link busy with an upload the answer waits
 // behind the queued data while the upload keeps arriving. After
 // KeepaliveMax missed intervals in a row the connection is closed.
-func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, c *activityConn, log *slog.Logger) {
+func (s *Server) keepalive(ctx context.Context, sc *ssh.ServerConn, c *keepalive.Conn, log *slog.Logger) {
 	if s.cfg.KeepaliveInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.KeepaliveInterval)
-	defer t.Stop()
-	missed := 0
-	var answer chan error // of the keepalive in flight; nil when none is
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if answer == nil {
-			answer = make(chan error, 1)
-			go func(answer chan<- error) {
-				_, _, err := sc.SendRequest(wire.KeepaliveRequest, true, nil)
-				answer <- err
-			}(answer)
-		}
-		waited := time.Now()
-		select {
-		case err := <-answer:
-			answer = nil
-			if err != nil {
-				return // the connection is gone
-			}
-			missed = 0
-		case <-time.After(s.cfg.KeepaliveInterval):
-			if c.readSince(waited) {
-				missed = 0
-				continue
-			}
-			missed++
-			if missed >= s.cfg.KeepaliveMax {
-				log.Warn("the client stopped answering keepalives: closing the connection", "missed", missed)
-				sc.Close()
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
+	err := keepalive.Run(ctx.Done(), s.cfg.KeepaliveInterval, s.cfg.KeepaliveMax, c, func() error {
+		_, _, err := sc.SendRequest(wire.KeepaliveRequest, true, nil)
+		return err
+	})
+	if errors.Is(err, keepalive.ErrMissed) {
+		log.Warn("the client stopped answering keepalives: closing the connection", "missed", s.cfg.KeepaliveMax)
+		sc.Close()
 	}
 }
-
-// activityConn records when bytes last arrived from the client.
-type activityConn struct {
-	net.Conn
-	last atomic.Int64 // UnixNano of the last Read that returned bytes
-}
-
-func (a *activityConn) Read(p []byte) (int, error) {
-	n, err := a.Conn.Read(p)
-	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
-
-// readSince says whether bytes arrived at or after t.
-func (a *activityConn) readSince(t time.Time) bool { return a.last.Load() >= t.UnixNano() }
 
 // FileAuthorizedKeys returns an AuthorizedKeys source that reads path on
 // every call, so that a Secret volume's update (an atomic symlink swap) is
