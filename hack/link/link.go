@@ -90,14 +90,23 @@ type toxicSpec struct {
 	Attributes map[string]any `json:"attributes"`
 }
 
-// toxics returns the profile's toxics: latency, then bandwidth, per direction
-// (Toxiproxy's "upstream" is client to server).
+// toxics returns the profile's toxics: bandwidth, then latency, per direction
+// (Toxiproxy's "upstream" is client to server). The order matters: each
+// toxic reads from a channel, and the latency toxic's holds 1024 chunks
+// (Toxiproxy's buffer for it). Behind the bandwidth toxic, that buffer holds
+// what crosses the link in one latency (the link's bandwidth-delay
+// product, as on a real path); in front of it, it would swallow up to 32
+// MiB that the sender believes sent, which no real link holds, and an
+// interrupted sender's data would keep arriving long after it stopped.
 func (p Profile) toxics() []toxicSpec {
 	var out []toxicSpec
 	for _, d := range []struct {
 		stream string
 		dir    Direction
 	}{{"upstream", p.Up}, {"downstream", p.Down}} {
+		if d.dir.Rate > 0 {
+			out = append(out, bandwidthToxic(d.stream, d.dir.Rate))
+		}
 		if d.dir.Latency > 0 {
 			out = append(out, toxicSpec{Name: "latency_" + d.stream, Type: "latency", Stream: d.stream, Toxicity: 1,
 				Attributes: map[string]any{"latency": d.dir.Latency.Milliseconds(), "jitter": d.dir.Jitter.Milliseconds()}})
@@ -107,12 +116,15 @@ func (p Profile) toxics() []toxicSpec {
 				out[len(out)-1].Attributes["latency"] = 0
 			}
 		}
-		if d.dir.Rate > 0 {
-			out = append(out, toxicSpec{Name: "bandwidth_" + d.stream, Type: "bandwidth", Stream: d.stream, Toxicity: 1,
-				Attributes: map[string]any{"rate": d.dir.Rate / 1000}}) // KB/s
-		}
 	}
 	return out
+}
+
+// bandwidthToxic limits stream to rate bytes per second (Toxiproxy counts
+// KB/s).
+func bandwidthToxic(stream string, rate int64) toxicSpec {
+	return toxicSpec{Name: "bandwidth_" + stream, Type: "bandwidth", Stream: stream, Toxicity: 1,
+		Attributes: map[string]any{"rate": max(rate/1000, 1)}}
 }
 
 // Link is one running proxy with its profile's toxics.
@@ -120,10 +132,11 @@ type Link struct {
 	Profile  Profile
 	Upstream string
 
-	server *toxiproxy.ApiServer
-	proxy  *toxiproxy.Proxy
-	mu     sync.Mutex
-	faults []string // names of fault toxics added on top of the profile
+	server    *toxiproxy.ApiServer
+	proxy     *toxiproxy.Proxy
+	mu        sync.Mutex
+	faults    []string // names of fault toxics added on top of the profile
+	throttled bool     // Throttle changed the profile's bandwidth toxics
 }
 
 // quiet makes Toxiproxy log warnings and errors only (it logs every
@@ -217,13 +230,42 @@ func (l *Link) Blackhole() error {
 }
 
 // Throttle limits both directions to rate bytes per second, on top of the
-// profile (the slower limit wins). Heal undoes it.
+// profile (the slower limit wins). Heal undoes it. Where the profile has a
+// bandwidth toxic, its rate changes in place: a toxic added behind the
+// latency toxic would let that one's buffer swallow what the throttle holds
+// back (see toxics).
 func (l *Link) Throttle(rate int64) error {
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := l.addFault(toxicSpec{Name: "fault_bandwidth_" + stream, Type: "bandwidth", Stream: stream, Toxicity: 1,
-			Attributes: map[string]any{"rate": max(rate/1000, 1)}}); err != nil {
+	for _, d := range []struct {
+		stream string
+		dir    Direction
+	}{{"upstream", l.Profile.Up}, {"downstream", l.Profile.Down}} {
+		if d.dir.Rate > 0 {
+			if err := l.setRate(d.stream, min(rate, d.dir.Rate)); err != nil {
+				return err
+			}
+			l.mu.Lock()
+			l.throttled = true
+			l.mu.Unlock()
+			continue
+		}
+		t := bandwidthToxic(d.stream, rate)
+		t.Name = "fault_" + t.Name
+		if err := l.addFault(t); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// setRate changes the rate of the profile's bandwidth toxic on stream.
+func (l *Link) setRate(stream string, rate int64) error {
+	t := bandwidthToxic(stream, rate)
+	b, err := json.Marshal(map[string]any{"attributes": t.Attributes, "toxicity": t.Toxicity})
+	if err != nil {
+		return err
+	}
+	if _, err := l.proxy.Toxics.UpdateToxicJson(t.Name, strings.NewReader(string(b))); err != nil {
+		return fmt.Errorf("setting the rate of toxic %s: %w", t.Name, err)
 	}
 	return nil
 }
@@ -238,16 +280,26 @@ func (l *Link) addFault(t toxicSpec) error {
 	return nil
 }
 
-// Heal removes every fault added by Blackhole or Throttle; the profile stays.
+// Heal removes every fault added by Blackhole or Throttle and gives the
+// profile's bandwidth back.
 func (l *Link) Heal() error {
 	l.mu.Lock()
-	faults := l.faults
-	l.faults = nil
+	faults, throttled := l.faults, l.throttled
+	l.faults, l.throttled = nil, false
 	l.mu.Unlock()
 	var errs []error
 	for _, name := range faults {
 		if err := l.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
 			errs = append(errs, fmt.Errorf("removing toxic %s: %w", name, err))
+		}
+	}
+	if throttled {
+		for stream, rate := range map[string]int64{"upstream": l.Profile.Up.Rate, "downstream": l.Profile.Down.Rate} {
+			if rate > 0 {
+				if err := l.setRate(stream, rate); err != nil {
+					errs = append(errs, err)
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)

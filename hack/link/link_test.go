@@ -2,6 +2,7 @@ package link
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -187,5 +189,64 @@ users:
 	}
 	if cfg.AuthInfos["admin"].Token != "secret" {
 		t.Error("the user's credentials were not kept")
+	}
+}
+
+// A throttled link with latency holds back what it cannot carry instead of
+// queueing it in the latency toxic's buffer: the profile's bandwidth toxic
+// comes first in each direction and Throttle changes its rate in place, so
+// nothing is ever chained behind the latency toxic.
+func TestThrottleKeepsBandwidthAheadOfLatency(t *testing.T) {
+	p := Profile{Name: "test",
+		Up:   Direction{Latency: 5 * time.Millisecond, Rate: 10_000_000},
+		Down: Direction{Latency: 5 * time.Millisecond, Rate: 10_000_000}}
+	l, err := Start(p, "127.0.0.1:0", echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	order := func() map[string][]string {
+		out := map[string][]string{}
+		for _, tx := range l.proxy.Toxics.GetToxicArray() {
+			w := tx.(*toxics.ToxicWrapper)
+			out[w.Stream] = append(out[w.Stream], w.Type)
+		}
+		return out
+	}
+	want := "map[downstream:[bandwidth latency] upstream:[bandwidth latency]]"
+	if got := fmt.Sprint(order()); got != want {
+		t.Fatalf("toxics %s, want %s", got, want)
+	}
+	rate := func() any {
+		return l.proxy.Toxics.GetToxic("bandwidth_upstream").Toxic.(*toxics.BandwidthToxic).Rate
+	}
+	if err := l.Throttle(100 * 1000); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(order()); got != want {
+		t.Errorf("toxics after Throttle %s, want %s", got, want)
+	}
+	if got := rate(); got != int64(100) {
+		t.Errorf("upstream rate after Throttle %v KB/s, want 100", got)
+	}
+	c, err := net.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := make([]byte, 50*1000) // 0.5 s each way at 100 kB/s
+	start := time.Now()
+	go func() { _, _ = c.Write(payload) }()
+	if _, err := io.ReadFull(c, make([]byte, len(payload))); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("50 kB through a 100 kB/s link took %s", d)
+	}
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rate(); got != int64(10_000) {
+		t.Errorf("upstream rate after Heal %v KB/s, want the profile's 10000", got)
 	}
 }
