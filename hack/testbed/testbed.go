@@ -53,6 +53,14 @@ func Kubeconfig() string { return filepath.Join(StateDir(), "admin.kubeconfig") 
 // KDEV_REGISTRY_ADDR overrides.
 func RegistryAddr() string { return Getenv("KDEV_REGISTRY_ADDR", "127.0.0.1:5000") }
 
+// RegistryLinkAddr is where an emulated link (hack/link) in front of the
+// local registry listens when a benchmark puts one there: the node's
+// containerd knows it as a second plain-HTTP registry, so that a push and
+// the node's pull of an image named after it cross the link, as they would
+// to a cloud registry. Nothing listens there otherwise.
+// KDEV_REGISTRY_LINK_ADDR overrides.
+func RegistryLinkAddr() string { return Getenv("KDEV_REGISTRY_LINK_ADDR", "127.0.0.1:5001") }
+
 // ImageRepo is the repository prefix images are pushed under, for example
 // "127.0.0.1:5000/kubectl-dev". KDEV_IMAGE_REPO overrides (an external cluster
 // gives its own registry there).

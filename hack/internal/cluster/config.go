@@ -33,7 +33,10 @@ type Config struct {
 	Bridge         string
 
 	RegistryAddr string
-	PauseImage   string
+	// RegistryLinkAddr is the registry through an emulated link
+	// (testbed.RegistryLinkAddr): a second plain-HTTP mirror.
+	RegistryLinkAddr string
+	PauseImage       string
 
 	// Kdev is the executable that serves the registry (`Kdev registry serve`).
 	Kdev string
@@ -47,25 +50,26 @@ type Config struct {
 func Default() Config {
 	exe, _ := os.Executable()
 	return Config{
-		CacheDir:       testbed.CacheDir(),
-		StateDir:       testbed.StateDir(),
-		RunDir:         testbed.RunDir(),
-		LogDir:         testbed.LogDir(),
-		PidDir:         testbed.PidDir(),
-		Kubeconfig:     testbed.Kubeconfig(),
-		NodeName:       testbed.NodeName,
-		KubeVersion:    testbed.KubernetesVersion,
-		EtcdVersion:    testbed.EtcdVersion,
-		APIServerPort:  6443,
-		EtcdClientPort: 23790,
-		EtcdPeerPort:   23800,
-		ServiceCIDR:    "10.96.0.0/16",
-		PodCIDR:        "10.244.0.0/24",
-		Bridge:         "kdev0",
-		RegistryAddr:   testbed.RegistryAddr(),
-		PauseImage:     testbed.PauseImage(),
-		Kdev:           exe,
-		Out:            os.Stdout,
+		CacheDir:         testbed.CacheDir(),
+		StateDir:         testbed.StateDir(),
+		RunDir:           testbed.RunDir(),
+		LogDir:           testbed.LogDir(),
+		PidDir:           testbed.PidDir(),
+		Kubeconfig:       testbed.Kubeconfig(),
+		NodeName:         testbed.NodeName,
+		KubeVersion:      testbed.KubernetesVersion,
+		EtcdVersion:      testbed.EtcdVersion,
+		APIServerPort:    6443,
+		EtcdClientPort:   23790,
+		EtcdPeerPort:     23800,
+		ServiceCIDR:      "10.96.0.0/16",
+		PodCIDR:          "10.244.0.0/24",
+		Bridge:           "kdev0",
+		RegistryAddr:     testbed.RegistryAddr(),
+		RegistryLinkAddr: testbed.RegistryLinkAddr(),
+		PauseImage:       testbed.PauseImage(),
+		Kdev:             exe,
+		Out:              os.Stdout,
 	}
 }
 
@@ -190,9 +194,12 @@ oom_score = 0
 
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors.%s]
     endpoint = [%s]
+
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors.%s]
+    endpoint = [%s]
 `, q(c.ContainerdRoot()), q(c.ContainerdState()), q(c.ContainerdSocket()),
 		q(filepath.Join(c.ContainerdRoot(), "opt")), q(c.PauseImage), q(c.RuncRoot()),
-		q(c.CNIConfDir()), q(c.RegistryAddr), q("http://"+c.RegistryAddr))
+		q(c.CNIConfDir()), q(c.RegistryAddr), q("http://"+c.RegistryAddr), q(c.RegistryLinkAddr), q("http://"+c.RegistryLinkAddr))
 }
 
 // CNIConfig renders the CNI network list: a bridge of our own with

@@ -22,7 +22,8 @@ func TestConfigsRender(t *testing.T) {
 	c := testConfig(t)
 	ctd := c.ContainerdConfig()
 	for _, want := range []string{"version = 2", "restrict_oom_score_adj = true", `sandbox_image = "` + c.PauseImage + `"`,
-		`registry.mirrors."` + c.RegistryAddr + `"]`, `endpoint = ["http://` + c.RegistryAddr + `"]`, `bin_dir = "/usr/lib/cni"`,
+		`registry.mirrors."` + c.RegistryAddr + `"]`, `endpoint = ["http://` + c.RegistryAddr + `"]`,
+		`registry.mirrors."` + c.RegistryLinkAddr + `"]`, `endpoint = ["http://` + c.RegistryLinkAddr + `"]`, `bin_dir = "/usr/lib/cni"`,
 		`address = "` + c.ContainerdSocket() + `"`} {
 		if !strings.Contains(ctd, want) {
 			t.Errorf("containerd config lacks %q:\n%s", want, ctd)
