@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -131,6 +133,9 @@ func pushedDigest(metadata []byte) (string, error) {
 	return m.Digest, nil
 }
 
+// excerptHead is the line that names the failing Dockerfile line ("Dockerfile:2").
+var excerptHead = regexp.MustCompile(`^[^\s:]+:\d+$`)
+
 // errorLines picks BuildKit's own error lines out of buildctl's plain
 // progress: the failing step's "ERROR:" line, the Dockerfile excerpt it
 // prints under it, and buildctl's final "error: ..." line. Without them, the
@@ -145,7 +150,7 @@ func errorLines(progress string) string {
 		case strings.Contains(l, "ERROR:") || strings.HasPrefix(t, "error:"):
 			out = append(out, l)
 			inExcerpt = false
-		case strings.HasPrefix(t, "Dockerfile:") || strings.HasPrefix(t, "--------------------"):
+		case excerptHead.MatchString(t) || strings.HasPrefix(t, "--------------------"):
 			out = append(out, l)
 			inExcerpt = true
 		case inExcerpt && t != "":
@@ -166,4 +171,45 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// subIDCount is the size of the subordinate ID range given to the user (as
+// useradd gives by default).
+const subIDCount = 65536
+
+// hasRange reports whether an /etc/subuid or /etc/subgid file gives the user
+// (by name or ID) a range of at least subIDCount IDs.
+func hasRange(file, name string, id int) bool {
+	for _, line := range strings.Split(file, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) != 3 || (f[0] != name && f[0] != strconv.Itoa(id)) {
+			continue
+		}
+		if n, err := strconv.Atoi(f[2]); err == nil && n >= subIDCount {
+			return true
+		}
+	}
+	return false
+}
+
+// freeRange returns the start of a range of count IDs that no line of an
+// /etc/subuid or /etc/subgid file uses: 100000 (useradd's first), or past
+// the last range given.
+func freeRange(file string, count int) int {
+	start := 100000
+	for _, line := range strings.Split(file, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) != 3 {
+			continue
+		}
+		s, err1 := strconv.Atoi(f[1])
+		n, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if s+n > start && s < start+count {
+			start = s + n
+		}
+	}
+	return start
 }

@@ -224,47 +224,6 @@ func ensureUser(ctx context.Context, log io.Writer) (account, error) {
 	return a, nil
 }
 
-// subIDCount is the size of the subordinate ID range given to the user (as
-// useradd gives by default).
-const subIDCount = 65536
-
-// hasRange reports whether an /etc/subuid or /etc/subgid file gives the user
-// (by name or ID) a range of at least subIDCount IDs.
-func hasRange(file, name string, id int) bool {
-	for _, line := range strings.Split(file, "\n") {
-		f := strings.Split(strings.TrimSpace(line), ":")
-		if len(f) != 3 || (f[0] != name && f[0] != strconv.Itoa(id)) {
-			continue
-		}
-		if n, err := strconv.Atoi(f[2]); err == nil && n >= subIDCount {
-			return true
-		}
-	}
-	return false
-}
-
-// freeRange returns the start of a range of count IDs that no line of an
-// /etc/subuid or /etc/subgid file uses: 100000 (useradd's first), or past
-// the last range given.
-func freeRange(file string, count int) int {
-	start := 100000
-	for _, line := range strings.Split(file, "\n") {
-		f := strings.Split(strings.TrimSpace(line), ":")
-		if len(f) != 3 {
-			continue
-		}
-		s, err1 := strconv.Atoi(f[1])
-		n, err2 := strconv.Atoi(f[2])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if s+n > start && s < start+count {
-			start = s + n
-		}
-	}
-	return start
-}
-
 // ensureBinaries builds what is missing or stale.
 func ensureBinaries(ctx context.Context, log io.Writer) error {
 	if !built("buildkitd", testbed.BuildKitVersion) || !built("buildctl", testbed.BuildKitVersion) {
