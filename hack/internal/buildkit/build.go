@@ -33,13 +33,8 @@ func (d *Daemon) Build(ctx context.Context, o BuildOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, dir := range []string{o.Dir, filepath.Dir(dockerfileOf(o))} {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return "", fmt.Errorf("build context %s: not a directory", dir)
-		}
-	}
-	if _, err := os.Stat(dockerfileOf(o)); err != nil {
-		return "", fmt.Errorf("dockerfile: %w", err)
+	if err := checkFiles(o); err != nil {
+		return "", err
 	}
 	// buildctl runs as the caller: it reads the context and sends it to the
 	// daemon, which runs as the unprivileged user.
@@ -63,6 +58,18 @@ func (d *Daemon) Build(ctx context.Context, o BuildOptions) (string, error) {
 	return pushedDigest(b)
 }
 
+// checkFiles fails when the context or the Dockerfile is missing, before a
+// daemon starts for nothing.
+func checkFiles(o BuildOptions) error {
+	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("build context %s: not a directory", o.Dir)
+	}
+	if fi, err := os.Stat(dockerfileOf(o)); err != nil || fi.IsDir() {
+		return fmt.Errorf("no Dockerfile %s: give its path with -f", dockerfileOf(o))
+	}
+	return nil
+}
+
 func dockerfileOf(o BuildOptions) string {
 	if o.Dockerfile != "" {
 		return o.Dockerfile
@@ -73,6 +80,12 @@ func dockerfileOf(o BuildOptions) string {
 // Build is daemonless: Start, Build, Stop, with the default state directory
 // (its cache stays for the next build). Ensure must have run.
 func Build(ctx context.Context, o BuildOptions, log io.Writer) (digest string, err error) {
+	if _, err := buildctlArgs(o, "-"); err != nil {
+		return "", err
+	}
+	if err := checkFiles(o); err != nil {
+		return "", err
+	}
 	d, err := Start(ctx, DaemonOptions{Log: log})
 	if err != nil {
 		return "", err
