@@ -139,6 +139,9 @@ func Build(ctx context.Context, out io.Writer, names ...string) (err error) {
 			err = cerr
 		}
 	}()
+	// The images built with BuildKit come last: on a fresh machine, BuildKit
+	// builds itself in the background meanwhile.
+	var withBuildKit []tagged
 	for _, n := range names {
 		start := time.Now()
 		imgs, err := builders[n](ctx, b)
@@ -150,9 +153,9 @@ func Build(ctx context.Context, out io.Writer, names ...string) (err error) {
 			return fmt.Errorf("image %s: %w", n, err)
 		}
 		for _, t := range imgs {
-			push := push
 			if t.docker != nil {
-				push = func(ctx context.Context, out io.Writer, t tagged) error { return dockerPush(ctx, out, bk, root, t) }
+				withBuildKit = append(withBuildKit, t)
+				continue
 			}
 			if err := push(ctx, out, t); err != nil {
 				return fmt.Errorf("image %s: %w", t.ref, err)
@@ -161,6 +164,15 @@ func Build(ctx context.Context, out io.Writer, names ...string) (err error) {
 		if d := time.Since(start); d > 10*time.Second {
 			fmt.Fprintf(out, "(%s took %s)\n", n, d.Round(time.Second))
 		}
+	}
+	start := time.Now()
+	for _, t := range withBuildKit {
+		if err := dockerPush(ctx, out, bk, root, t); err != nil {
+			return fmt.Errorf("image %s: %w", t.ref, err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		fmt.Fprintf(out, "(the BuildKit images took %s)\n", d.Round(time.Second))
 	}
 	return nil
 }
