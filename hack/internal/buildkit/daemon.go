@@ -39,7 +39,6 @@ type Daemon struct {
 	// LogFile holds buildkitd's and rootlesskit's own output.
 	LogFile string
 
-	log     io.Writer
 	run     string // its XDG_RUNTIME_DIR, removed by Stop
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -82,7 +81,7 @@ func Start(ctx context.Context, opts DaemonOptions) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{StateDir: state, LogFile: state + ".log", log: log, unlock: unlock, exited: make(chan struct{})}
+	d := &Daemon{StateDir: state, LogFile: state + ".log", unlock: unlock, exited: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -112,7 +111,7 @@ func Start(ctx context.Context, opts DaemonOptions) (*Daemon, error) {
 
 	args := daemonArgs(Bin("buildkitd"), d.Addr, state, cfg, filepath.Join(d.run, "rootlesskit"))
 	d.cmd = exec.Command(Bin("rootlesskit"), args...)
-	d.cmd.Dir = acct.home
+	d.cmd.Dir = d.run
 	d.cmd.Env = userEnv(acct, d.run)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{
