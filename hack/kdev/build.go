@@ -21,7 +21,7 @@ Builds DIR's Dockerfile with BuildKit, rootless and daemonless: buildkitd
 starts under RootlessKit as the unprivileged user %s for this one build,
 the image is pushed to IMAGE (the test bed's registry speaks plain HTTP),
 and the daemon stops. Its build cache stays in %s.
-The first run builds BuildKit and RootlessKit (about a minute), installs
+The first run builds BuildKit and RootlessKit (minutes without Go's build cache), installs
 Debian's uidmap and adds the user.
 
 `

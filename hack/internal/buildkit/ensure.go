@@ -248,7 +248,7 @@ func goEnv(extra ...string) []string {
 // module's go.mod, which has exclude directives.
 func buildBuildKit(ctx context.Context, log io.Writer) error {
 	v := testbed.BuildKitVersion
-	fmt.Fprintf(log, "building buildkitd and buildctl %s (once per machine, about a minute) ...\n", v)
+	fmt.Fprintf(log, "building buildkitd and buildctl %s (once per machine: seconds with Go's build cache warm, minutes without) ...\n", v)
 	start := time.Now()
 	dir, err := goModDownload(ctx, "github.com/moby/buildkit@"+v)
 	if err != nil {
