@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/hack/internal/images"
 	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
 
@@ -77,6 +78,12 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
+	// The pipeline starts where a user's does: the app's Dockerfile, built
+	// with BuildKit, rootless and daemonless, and pushed to the registry
+	// (`make images` built it already: this run comes from BuildKit's cache).
+	if err := demoBuild(ctx, filepath.Join(bin, "kdev")); err != nil {
+		return err
+	}
 	manifest := fmt.Sprintf(demoManifest, testbed.Image("demo-python", "latest"))
 	if err := run(manifest, "apply", "--server-side", "--field-manager=kdev-demo", "-f", "-"); err != nil {
 		return err
@@ -126,6 +133,27 @@ The demo app answered /add/2/3 with %s, and %s after the edit, without a contain
   kubectl devsync -n demo ./hack/images/demo-python deploy/demo --dest /app --restart
   kubectl devssh -n demo deploy/demo          # a shell in the app's view of the pod
 `, answer, after, testbed.Kubeconfig(), testbed.BinDir(), bin, os.Getenv("KUBECTL_DEV_AGENT_IMAGE"))
+	return nil
+}
+
+// demoBuild runs `kdev build` of the demo app's Dockerfile, as `kdev images
+// build` does, showing BuildKit's progress.
+func demoBuild(ctx context.Context, kdev string) error {
+	args, err := images.KdevBuildArgs(ctx, io.Discard, "demo-python", "latest")
+	if err != nil {
+		return err
+	}
+	root, err := images.RepoRoot()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("$ kdev build %s\n", shellQuote(args))
+	cmd := exec.CommandContext(ctx, kdev, append([]string{"build"}, args...)...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kdev build %s: %w", strings.Join(args, " "), err)
+	}
 	return nil
 }
 

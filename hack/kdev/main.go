@@ -7,6 +7,7 @@
 //	kdev cluster up|down|status|env
 //	kdev registry serve
 //	kdev images build
+//	kdev build DIR -t IMAGE
 //	kdev demo
 package main
 

@@ -16,6 +16,12 @@ const (
 	KubernetesVersion = "v1.34.4"
 	// EtcdVersion is the go.etcd.io/etcd/server/v3 module version built for etcd.
 	EtcdVersion = "v3.6.4"
+	// BuildKitVersion is the github.com/moby/buildkit module version built
+	// for buildkitd and buildctl (hack/internal/buildkit).
+	BuildKitVersion = "v0.35.1"
+	// RootlessKitVersion is the github.com/rootless-containers/rootlesskit/v2
+	// module version built for rootlesskit, which runs buildkitd rootless.
+	RootlessKitVersion = "v2.3.6"
 	// NodeName is the name of the single node.
 	NodeName = "kdev-node"
 )

@@ -1,47 +1,17 @@
 package images
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"debug/elf"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
-
-// appLayer puts the Python sources under src at /app, owned by owner (root
-// when nil), without byte-code caches.
-func appLayer(src string, owner *[2]int) (v1.Layer, error) {
-	if owner == nil {
-		owner = &[2]int{0, 0}
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := tarDir(tw, src, dirOptions{
-		Prefix: "app/",
-		Owner:  owner,
-		Skip: func(rel string, d fs.DirEntry) bool {
-			base := path.Base(rel)
-			return base == "__pycache__" || strings.HasSuffix(base, ".pyc") || strings.HasPrefix(base, ".")
-		},
-		NormalizeModes: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return tarLayer(buf.Bytes())
-}
 
 // Busybox is the static busybox put into the devagent image (KDEV_BUSYBOX).
 func Busybox() string { return testbed.Getenv("KDEV_BUSYBOX", "/bin/busybox") }

@@ -4,9 +4,15 @@
 //	pause:3.10-kdev          the pod sandbox image (testbed.PauseImage())
 //	demo-go:latest|nonroot   a static Go HTTP server on an empty base
 //	demo-python:latest|nonroot  a Pyramid app on a Debian bookworm root filesystem
+//	debian-python-base:bookworm  that root filesystem alone, demo-python's base
 //	devagent:<Version>       the agent binary plus a static busybox
 //
-// Images are content-addressed: every layer is a deterministic tar (sorted
+// The demo apps are built from their Dockerfiles (hack/images/demo-go,
+// hack/images/demo-python) with BuildKit, rootless and daemonless
+// (hack/internal/buildkit, dockerfile.go): one daemon for the run, started
+// only when an image's inputs changed. The others are assembled here.
+//
+// Assembled images are content-addressed: every layer is a deterministic tar (sorted
 // entries, fixed times), layers are cached under testbed.CacheDir() by a hash
 // of their inputs, and an image whose manifest digest the registry already
 // has under its tag is not pushed again.
@@ -17,6 +23,8 @@ package images
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +66,8 @@ func cacheDir() string { return filepath.Join(testbed.CacheDir(), "images") }
 type tagged struct {
 	ref string
 	img v1.Image
+	// docker, instead of img, builds the image from a Dockerfile with BuildKit.
+	docker *dockerBuild
 }
 
 // builder makes every tag of one image.
@@ -94,7 +104,7 @@ type build struct {
 //
 // With no names, an image whose sources are not in the repository yet (the
 // agent, ./cmd/devagent) is reported and skipped instead of failing.
-func Build(ctx context.Context, out io.Writer, names ...string) error {
+func Build(ctx context.Context, out io.Writer, names ...string) (err error) {
 	all := len(names) == 0
 	if all {
 		names = Names()
@@ -114,6 +124,24 @@ func Build(ctx context.Context, out io.Writer, names ...string) error {
 		return err
 	}
 	b := &build{root: root, out: out}
+	var bk *buildKitSession
+	for _, n := range names {
+		if n == "demo-go" || n == "demo-python" {
+			bk = newBuildKitSession(ctx, out)
+			break
+		}
+	}
+	defer func() {
+		if bk == nil {
+			return
+		}
+		if cerr := bk.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	// The images built with BuildKit come last: on a fresh machine, BuildKit
+	// builds itself in the background meanwhile.
+	var withBuildKit []tagged
 	for _, n := range names {
 		start := time.Now()
 		imgs, err := builders[n](ctx, b)
@@ -125,6 +153,10 @@ func Build(ctx context.Context, out io.Writer, names ...string) error {
 			return fmt.Errorf("image %s: %w", n, err)
 		}
 		for _, t := range imgs {
+			if t.docker != nil {
+				withBuildKit = append(withBuildKit, t)
+				continue
+			}
 			if err := push(ctx, out, t); err != nil {
 				return fmt.Errorf("image %s: %w", t.ref, err)
 			}
@@ -132,6 +164,15 @@ func Build(ctx context.Context, out io.Writer, names ...string) error {
 		if d := time.Since(start); d > 10*time.Second {
 			fmt.Fprintf(out, "(%s took %s)\n", n, d.Round(time.Second))
 		}
+	}
+	start := time.Now()
+	for _, t := range withBuildKit {
+		if err := dockerPush(ctx, out, bk, root, t); err != nil {
+			return fmt.Errorf("image %s: %w", t.ref, err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		fmt.Fprintf(out, "(the BuildKit images took %s)\n", d.Round(time.Second))
 	}
 	return nil
 }
@@ -228,7 +269,7 @@ func buildPause(ctx context.Context, b *build) ([]tagged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []tagged{{testbed.PauseImage(), img}}, nil
+	return []tagged{{ref: testbed.PauseImage(), img: img}}, nil
 }
 
 func buildDemoGo(ctx context.Context, b *build) ([]tagged, error) {
@@ -236,22 +277,64 @@ func buildDemoGo(ctx context.Context, b *build) ([]tagged, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := memLayer([]entry{dir("app", 0o755), file("app/demo", 0o755, bin)})
-	if err != nil {
+	// The build context is a folder holding the binary alone, named after
+	// its contents.
+	sum := sha256.Sum256(bin)
+	ctxDir := filepath.Join(cacheDir(), "contexts", "demo-go-"+hex.EncodeToString(sum[:12]))
+	if err := writeOnce(filepath.Join(ctxDir, "demo"), bin, 0o755); err != nil {
 		return nil, err
 	}
-	cfg := v1.Config{Entrypoint: []string{"/app/demo"}, Env: []string{defaultPath}, WorkingDir: "/app",
-		ExposedPorts: map[string]struct{}{"8080/tcp": {}}}
-	latest, err := image(cfg, l)
-	if err != nil {
-		return nil, err
+	var out []tagged
+	for _, tag := range []string{"latest", "nonroot"} {
+		out = append(out, tagged{ref: Ref("demo-go", tag), docker: &dockerBuild{
+			dir: ctxDir, dockerfile: filepath.Join(b.root, "hack/images/demo-go/Dockerfile"), target: tag,
+		}})
 	}
-	cfg.User = nonroot
-	nr, err := image(cfg, l)
-	if err != nil {
-		return nil, err
+	return out, nil
+}
+
+// writeOnce writes a file unless it is there already (its name says what it holds).
+func writeOnce(path string, data []byte, perm os.FileMode) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
 	}
-	return []tagged{{Ref("demo-go", "latest"), latest}, {Ref("demo-go", "nonroot"), nr}}, nil
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// pythonBase pushes the Debian root filesystem alone as demo-python's base
+// image, under debian-python-base:bookworm and a tag naming its layer, and
+// returns the reference to build from, pinned by digest.
+func pythonBase(ctx context.Context, b *build) (string, error) {
+	debian, err := debianLayer(ctx, b.out)
+	if err != nil {
+		return "", err
+	}
+	img, err := image(v1.Config{Env: []string{defaultPath}}, debian)
+	if err != nil {
+		return "", err
+	}
+	ld, err := debian.Digest()
+	if err != nil {
+		return "", err
+	}
+	pinned := Ref("debian-python-base", debianSuite+"-"+ld.Hex[:12])
+	for _, ref := range []string{pinned, Ref("debian-python-base", debianSuite)} {
+		if err := push(ctx, b.out, tagged{ref: ref, img: img}); err != nil {
+			return "", fmt.Errorf("image %s: %w", ref, err)
+		}
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return pinned + "@" + d.String(), nil
 }
 
 func buildDemoPython(ctx context.Context, b *build) ([]tagged, error) {
@@ -259,34 +342,40 @@ func buildDemoPython(ctx context.Context, b *build) ([]tagged, error) {
 	if _, err := os.Stat(filepath.Join(src, "e2e_k8s", "demo.py")); err != nil {
 		return nil, err
 	}
-	debian, err := debianLayer(ctx, b.out)
+	base, err := pythonBase(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	cfg := v1.Config{
-		Cmd:          []string{"python3", "-m", "e2e_k8s.demo"},
-		Env:          []string{defaultPath, "PYTHONUNBUFFERED=1"},
-		WorkingDir:   "/app",
-		ExposedPorts: map[string]struct{}{"8080/tcp": {}},
-	}
 	var out []tagged
-	for _, v := range []struct {
-		tag   string
-		owner *[2]int
-		user  string
-	}{{"latest", nil, ""}, {"nonroot", &[2]int{1000, 1000}, nonroot}} {
-		app, err := appLayer(src, v.owner)
-		if err != nil {
-			return nil, err
-		}
-		cfg.User = v.user
-		img, err := image(cfg, debian, app)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, tagged{Ref("demo-python", v.tag), img})
+	for _, tag := range []string{"latest", "nonroot"} {
+		out = append(out, tagged{ref: Ref("demo-python", tag), docker: &dockerBuild{
+			dir: src, dockerfile: filepath.Join(src, "Dockerfile"), target: tag, args: map[string]string{"BASE": base},
+		}})
 	}
 	return out, nil
+}
+
+// KdevBuildArgs returns the `kdev build` arguments (paths relative to the
+// repository) that build the demo image name:tag as `kdev images build`
+// does; the base image is made and pushed first if need be.
+func KdevBuildArgs(ctx context.Context, out io.Writer, name, tag string) ([]string, error) {
+	if name != "demo-go" && name != "demo-python" {
+		return nil, fmt.Errorf("image %s is not built from a Dockerfile (demo-go and demo-python are)", name)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := builders[name](ctx, &build{root: root, out: out})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range imgs {
+		if t.ref == Ref(name, tag) {
+			return t.docker.kdevBuildArgs(root, t.ref), nil
+		}
+	}
+	return nil, fmt.Errorf("image %s has no tag %s", name, tag)
 }
 
 func buildDevagent(ctx context.Context, b *build) ([]tagged, error) {
@@ -315,5 +404,5 @@ func buildDevagent(ctx context.Context, b *build) ([]tagged, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []tagged{{Ref("devagent", Version), img}}, nil
+	return []tagged{{ref: Ref("devagent", Version), img: img}}, nil
 }
