@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/kubectl-dev/kubectl-dev/hack/internal/buildkit"
+	"github.com/kubectl-dev/kubectl-dev/hack/buildkit"
 )
 
 func init() { register("build", runBuild) }

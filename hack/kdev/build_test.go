@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/kubectl-dev/kubectl-dev/hack/internal/buildkit"
+	"github.com/kubectl-dev/kubectl-dev/hack/buildkit"
 )
 
 func TestParseBuild(t *testing.T) {

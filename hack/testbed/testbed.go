@@ -17,7 +17,7 @@ const (
 	// EtcdVersion is the go.etcd.io/etcd/server/v3 module version built for etcd.
 	EtcdVersion = "v3.6.4"
 	// BuildKitVersion is the github.com/moby/buildkit module version built
-	// for buildkitd and buildctl (hack/internal/buildkit).
+	// for buildkitd and buildctl (hack/buildkit).
 	BuildKitVersion = "v0.35.1"
 	// RootlessKitVersion is the github.com/rootless-containers/rootlesskit/v2
 	// module version built for rootlesskit, which runs buildkitd rootless.

@@ -49,7 +49,7 @@ var (
 	size    = flag.Int("size", 5000, "bytes per file of the initial-sync benchmark")
 	restart = flag.Int("restarts", 5, "edits for the --restart benchmark")
 	rounds  = flag.Int("rounds", 7, "runs of each initial-sync and big-file method (the median is reported; the machine may be shared)")
-	only    = flag.String("only", "", "run only this benchmark: latency, initial, big, restart, devssh or watchmem")
+	only    = flag.String("only", "", "run only this benchmark: latency, initial, big, restart, loop, devssh or watchmem")
 	profile = flag.String("profile", "loopback", "the link to the API server: loopback (none), or an emulated link of hack/link: lan, wan or far")
 	bigMB   = flag.Int("big", 200, "size in MB of the one-big-file benchmark")
 	images  = flag.Bool("images", true, "build and push the test images first (kdev images build, as the e2e tests do); with --images=false the images already in the registry are used")
@@ -192,6 +192,13 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The basic loop against ours: on loopback and wan (the two
+	// figures); --only loop runs it on any profile.
+	if (*only == "" && (b.link == nil || b.link.Profile.Name == "wan")) || *only == "loop" {
+		if err := b.loop(ctx, pod, res); err != nil {
+			return err
+		}
+	}
 	if *only == "" || *only == "devssh" {
 		if err := b.devssh(ctx, pod, res); err != nil {
 			return err
@@ -204,7 +211,7 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 	}
-	res.profile, res.link = *profile, b.link
+	res.profile, res.link, res.onlyLoop = *profile, b.link, *only == "loop"
 	return res.write(*out)
 }
 

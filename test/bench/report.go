@@ -38,8 +38,10 @@ type results struct {
 	sshTrue, execTrue            time.Duration
 	sshStdin, execStdin          time.Duration
 	stdinMB                      int
+	loop                         []loopRound // the basic loop against ours
 	profile                      string
 	link                         *link.Link // nil on loopback
+	onlyLoop                     bool       // --only loop: the profile's other section stays
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
@@ -153,7 +155,12 @@ var profileOrder = []string{"loopback", "lan", "wan", "far"}
 func (r *results) write(path string) error {
 	old, _ := os.ReadFile(path)
 	sections := parseSections(string(old))
-	sections[r.profile] = r.section()
+	if !r.onlyLoop {
+		sections[r.profile] = r.section()
+	}
+	if len(r.loop) > 0 {
+		sections["loop-"+r.profile] = r.loopSection()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# kubectl devsync and devssh benchmarks\n\n")
 	fmt.Fprintf(&b, "Measured by `make bench` (`go run ./test/bench --profile P`), one section per link profile: loopback is the\n")
@@ -161,6 +168,16 @@ func (r *results) write(path string) error {
 	fmt.Fprintf(&b, "docs/testing.md) between every client and the API server. Every baseline ran in the same run, over the same link.\n")
 	fmt.Fprintf(&b, "`make bench PROFILE=wan` rewrites the wan section only. docs/links.md explains the round trips,\n")
 	fmt.Fprintf(&b, "compression and flow control behind the link figures.\n\n")
+	loopHeading := false
+	for _, p := range profileOrder {
+		if sec, ok := sections["loop-"+p]; ok {
+			if !loopHeading {
+				b.WriteString(loopIntro)
+				loopHeading = true
+			}
+			b.WriteString(sec)
+		}
+	}
 	for _, p := range profileOrder {
 		if sec, ok := sections[p]; ok {
 			b.WriteString(sec)
@@ -181,11 +198,13 @@ func sectionMarkers(p string) (begin, end string) {
 func parseSections(s string) map[string]string {
 	out := map[string]string{}
 	for _, p := range profileOrder {
-		begin, end := sectionMarkers(p)
-		i := strings.Index(s, begin)
-		j := strings.Index(s, end)
-		if i >= 0 && j > i {
-			out[p] = s[i : j+len(end)]
+		for _, key := range []string{p, "loop-" + p} {
+			begin, end := sectionMarkers(key)
+			i := strings.Index(s, begin)
+			j := strings.Index(s, end)
+			if i >= 0 && j > i {
+				out[key] = s[i : j+len(end)]
+			}
 		}
 	}
 	return out
@@ -335,4 +354,67 @@ func (r *results) resyncTarget() string {
 		return "≤ 1.5× kubectl exec -- true"
 	}
 	return "none yet"
+}
+
+const loopIntro = `## The basic loop against ours
+
+One edit of the demo app (demo-python's ` + "`/add/2/3`" + ` changes its answer), timed from the saved file until the
+new answer comes back through a forward, ` + "`make bench`" + ` (` + "`go run ./test/bench --only loop --profile P`" + ` for this table
+alone). **Basic loop**: BuildKit (rootless, a running daemon with its cache, as docker, buildx or a CI
+builder has) rebuilds the image from its Dockerfile and pushes it; ` + "`kubectl set image`" + ` to the new digest;
+` + "`kubectl rollout status`" + ` until the new pod is Ready (the node pulls the changed layer; readiness probe every
+second); ` + "`kubectl port-forward`" + ` to the new pod answers. **In place**: ` + "`kubectl devsync --restart`" + ` (a
+watching session) sends the edit and restarts the app process (` + "`devpatch --supervise`" + `); a ` + "`kubectl devssh -L`" + `
+forward started once answers. Push is BuildKit's own timing of its push steps; build is the rest of the
+build call. Sync runs from the save to devsync's "synced" line, restart to its "restarted the app" line.
+Over a link profile, every kubectl and plugin run crosses the API server's link, and the push and the
+node's pull cross a second link of the same profile in front of the registry.
+
+`
+
+// loopSection is the basic-loop table of this run's profile.
+func (r *results) loopSection() string {
+	var b strings.Builder
+	begin, end := sectionMarkers("loop-" + r.profile)
+	b.WriteString(begin)
+	name := "loopback (the local cluster)"
+	if r.link != nil {
+		name = r.link.Profile.Name + " (" + r.link.Profile.Summary + ")"
+	}
+	fmt.Fprintf(&b, "### %s\n\n", name)
+	fmt.Fprintf(&b, "Measured on %s; machine: %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
+	col := func(f func(loopRound) time.Duration) time.Duration {
+		var ds []time.Duration
+		for _, x := range r.loop {
+			ds = append(ds, f(x))
+		}
+		return pct(ds, 50)
+	}
+	basic, inPlace := col(loopRound.basic), col(loopRound.inPlace)
+	fmt.Fprintf(&b, "| %d edits, median | total | steps |\n|---|---|---|\n", len(r.loop))
+	fmt.Fprintf(&b, "| basic loop: rebuild, push, set image, rollout, port-forward | **%s** | build %s, push %s, rollout %s, first answer %s |\n",
+		ms(basic), ms(col(func(x loopRound) time.Duration { return x.build })), ms(col(func(x loopRound) time.Duration { return x.push })),
+		ms(col(func(x loopRound) time.Duration { return x.rollout })), ms(col(func(x loopRound) time.Duration { return x.basicAnswer })))
+	fmt.Fprintf(&b, "| in place: `kubectl devsync --restart`, `devssh -L` | **%s** | sync %s, restart %s, first answer %s |\n",
+		ms(inPlace), ms(col(func(x loopRound) time.Duration { return x.sync })), ms(col(func(x loopRound) time.Duration { return x.restart })),
+		ms(col(func(x loopRound) time.Duration { return x.inplaceAnswer })))
+	fmt.Fprintf(&b, "| **ratio** | **%.1f×** faster in place | target: %s |\n\n", basic.Seconds()/inPlace.Seconds(), r.loopTarget())
+	var runs []string
+	for _, x := range r.loop {
+		runs = append(runs, fmt.Sprintf("%s / %s", ms(x.basic()), ms(x.inPlace())))
+	}
+	fmt.Fprintf(&b, "Each edit, basic / in place: %s.\n\n", strings.Join(runs, "; "))
+	b.WriteString(end)
+	b.WriteString("\n")
+	return b.String()
+}
+
+func (r *results) loopTarget() string {
+	switch r.profile {
+	case "loopback":
+		return "≥ 12×"
+	case "wan":
+		return "≥ 20×"
+	}
+	return "none"
 }

@@ -99,9 +99,18 @@ type watchProc struct {
 // startWatch starts kubectl devsync and waits, up to within, until it
 // says it is watching (its initial sync is done).
 func (b *bench) startWatch(ctx context.Context, within time.Duration, args ...string) (*watchProc, error) {
+	return b.startWatchTo(ctx, io.Discard, within, args...)
+}
+
+// startWatchOut is startWatch with devsync's stdout written to out.
+func (b *bench) startWatchOut(ctx context.Context, out io.Writer, args ...string) (*watchProc, error) {
+	return b.startWatchTo(ctx, out, 2*time.Minute, args...)
+}
+
+func (b *bench) startWatchTo(ctx context.Context, out io.Writer, within time.Duration, args ...string) (*watchProc, error) {
 	cmd := exec.Command(b.env.Kubectl, append([]string{"devsync", "-n", b.ns}, args...)...)
 	errBuf := &framework.LockedBuffer{}
-	cmd.Stdout = io.Discard
+	cmd.Stdout = out
 	cmd.Stderr = errBuf
 	if err := cmd.Start(); err != nil {
 		return nil, err

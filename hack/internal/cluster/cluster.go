@@ -330,6 +330,9 @@ func (c Config) Env() {
 	// pushed to the local registry (the release's default is not reachable).
 	agent := testbed.Image("devagent", testbed.Getenv("KDEV_VERSION", "v0.0.0-dev"))
 	fmt.Fprintf(c.Out, "export KUBECONFIG=%s\nexport PATH=%s:$PATH\nexport KUBECTL_DEV_AGENT_IMAGE=%s\n", c.Kubeconfig, c.BinDir(), agent)
+	// What docs/tutorial.md builds with: the registry the cluster pulls
+	// from, and a Python base image in it (Docker Hub is not reachable).
+	fmt.Fprintf(c.Out, "export REGISTRY=%s\nexport PYTHON_BASE=%s\n", testbed.ImageRepo(), testbed.Image("debian-python-base", "bookworm"))
 }
 
 func (c Config) startComponent(ctx context.Context, comp Component) error {

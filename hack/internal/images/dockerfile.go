@@ -21,7 +21,7 @@ import (
 )
 
 // dockerBuild is an image built from a Dockerfile with BuildKit (rootless,
-// daemonless: hack/internal/buildkit) instead of assembled here.
+// daemonless: hack/buildkit) instead of assembled here.
 type dockerBuild struct {
 	// dir is the build context; dockerfile the Dockerfile's path.
 	dir, dockerfile string
@@ -159,7 +159,7 @@ func recordBuild(ref, inputs, digest string) error {
 	return os.Rename(tmp, p)
 }
 
-// buildKit is what this package needs of hack/internal/buildkit (Linux
+// buildKit is what this package needs of hack/buildkit (Linux
 // only: dockerfile_linux.go).
 type buildKit interface {
 	build(ctx context.Context, d *dockerBuild, ref string, progress io.Writer) (digest string, err error)

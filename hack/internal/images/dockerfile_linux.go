@@ -6,7 +6,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/kubectl-dev/kubectl-dev/hack/internal/buildkit"
+	"github.com/kubectl-dev/kubectl-dev/hack/buildkit"
 )
 
 func ensureBuildKit(ctx context.Context, out io.Writer) error { return buildkit.Ensure(ctx, out) }

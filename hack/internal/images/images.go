@@ -9,7 +9,7 @@
 //
 // The demo apps are built from their Dockerfiles (hack/images/demo-go,
 // hack/images/demo-python) with BuildKit, rootless and daemonless
-// (hack/internal/buildkit, dockerfile.go): one daemon for the run, started
+// (hack/buildkit, dockerfile.go): one daemon for the run, started
 // only when an image's inputs changed. The others are assembled here.
 //
 // Assembled images are content-addressed: every layer is a deterministic tar (sorted

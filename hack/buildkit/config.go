@@ -15,19 +15,22 @@ import (
 // command line and what it writes back. No build tag: they are tested
 // everywhere.
 
-// daemonConfig renders buildkitd.toml: the local registry speaks plain HTTP.
-func daemonConfig(registry string) string {
-	return fmt.Sprintf(`# Written by kdev (hack/internal/buildkit) for one daemon.
+// daemonConfig renders buildkitd.toml: the registries given (the local one,
+// and the same through an emulated link: testbed.RegistryLinkAddr) speak
+// plain HTTP.
+func daemonConfig(registries ...string) string {
+	var b strings.Builder
+	b.WriteString(`# Written by kdev (hack/buildkit) for one daemon.
 [worker.oci]
   enabled = true
   snapshotter = "overlayfs"
 [worker.containerd]
   enabled = false
-
-[registry.%q]
-  http = true
-  insecure = true
-`, registry)
+`)
+	for _, r := range registries {
+		fmt.Fprintf(&b, "\n[registry.%q]\n  http = true\n  insecure = true\n", r)
+	}
+	return b.String()
 }
 
 // daemonArgs is rootlesskit's command line that runs buildkitd. The network

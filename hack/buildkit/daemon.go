@@ -100,7 +100,7 @@ func Start(ctx context.Context, opts DaemonOptions) (*Daemon, error) {
 	sock := filepath.Join(d.run, "buildkitd.sock")
 	d.Addr = "unix://" + sock
 	cfg := filepath.Join(d.run, "buildkitd.toml")
-	if err := os.WriteFile(cfg, []byte(daemonConfig(testbed.RegistryAddr())), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(daemonConfig(testbed.RegistryAddr(), testbed.RegistryLinkAddr())), 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(d.LogFile)

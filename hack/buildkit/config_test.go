@@ -7,9 +7,10 @@ import (
 )
 
 func TestDaemonConfig(t *testing.T) {
-	got := daemonConfig("127.0.0.1:5000")
+	got := daemonConfig("127.0.0.1:5000", "127.0.0.1:5001")
 	for _, want := range []string{
 		"[registry.\"127.0.0.1:5000\"]\n  http = true\n  insecure = true\n",
+		"[registry.\"127.0.0.1:5001\"]\n  http = true\n  insecure = true\n",
 		"[worker.oci]\n  enabled = true\n  snapshotter = \"overlayfs\"\n",
 		"[worker.containerd]\n  enabled = false\n",
 	} {
