@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/test/e2e/framework"
+)
+
+// TestDevsyncRestartRunsTheSavedCode: two edits of demo.py of the same size
+// within one second (x + y, then x - y, then x * y) are both run by the
+// restarted app. Python checks the .pyc it wrote for x - y against the
+// source by size and mtime in whole seconds, which x * y shares: without
+// the agent removing the caches derived from the files it replaces, the
+// restarted interpreter ran x - y again. The edits get mtimes in the same
+// second (written beside the tree, then renamed into it), so the racy case
+// is hit on every run, not by luck.
+func TestDevsyncRestartRunsTheSavedCode(t *testing.T) {
+	ns := env.Namespace(t)
+	env.CreateDeployment(t, ns, env.DemoDeployment("demo", env.Image("demo-python", "latest")))
+	devpatchOK(t, ns, "deploy/demo", "--supervise")
+
+	local := t.TempDir()
+	copyDir(t, filepath.Join(env.Root, "hack/images/demo-python"), local)
+	url := fmt.Sprintf("http://127.0.0.1:%d/add/2/3", sshForward(t, ns, "deploy/demo", framework.DemoPort))
+	waitHTTP(t, url, "5", 30*time.Second)
+
+	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/app", "--restart", "--verbose")
+	demo := filepath.Join(local, "e2e_k8s", "demo.py")
+	src, err := os.ReadFile(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orig = "Response(str(x + y))"
+	if !strings.Contains(string(src), orig) {
+		t.Fatalf("demo.py has no %s", orig)
+	}
+	// The two edits' mtimes: 0.1 s and 0.4 s into the same second.
+	second := time.Now().Truncate(time.Second)
+	outside := t.TempDir() // same filesystem as local, not watched
+	edit := func(op string, mtime time.Time) {
+		t.Helper()
+		edited := strings.Replace(string(src), orig, "Response(str(x "+op+" y))", 1)
+		if len(edited) != len(src) {
+			t.Fatalf("edit %q changes the size", op)
+		}
+		tmp := filepath.Join(outside, "demo.py")
+		if err := os.WriteFile(tmp, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, demo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restarts := func() int { return strings.Count(w.stdout.String(), "restarted the app") }
+	before := restarts()
+
+	start := time.Now()
+	edit("-", second.Add(100*time.Millisecond))
+	// The answer comes from the restarted interpreter, which has written
+	// __pycache__/demo.*.pyc keyed by this second and this size.
+	waitHTTP(t, url, "-1", 60*time.Second)
+	edit("*", second.Add(400*time.Millisecond))
+	waitOutput(t, w.stdout, "the second restart", func(string) bool { return restarts() >= before+2 })
+	waitHTTP(t, url, "6", 30*time.Second)
+	t.Logf("x + y -> x - y -> x * y, same size, same second: answered 6 %s after the first edit", time.Since(start))
+	w.stop(t)
+}
