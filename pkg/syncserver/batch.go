@@ -45,6 +45,9 @@ type writeJob struct {
 	// chunks with offsets, in any order; seq is its LanedOp's.
 	laned bool
 	seq   uint64
+	// replaced: the committed file took the place of another; racy: of
+	// one with the same size and mtime second (caches.go).
+	replaced, racy bool
 }
 
 type chunk struct {
@@ -70,6 +73,10 @@ type batchRun struct {
 	failed  int
 	errs    []syncproto.ItemError
 	fatal   error // a protocol violation found while writing
+
+	// caches collects what the batch changed, to drop the caches derived
+	// from it before the batch is answered (caches.go).
+	caches cacheInvalidator
 }
 
 func (s *session) batch(b syncproto.Begin) (err error) {
@@ -99,6 +106,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		if perr := s.publish(); perr != nil {
 			s.log.Warn("devsync: publish new directories", "err", perr)
 		}
+		// The finished ones stay: their stale caches go (a reconnect's
+		// initial sync finds them equal and does not write them again).
+		s.dropCaches(r)
 	}()
 	for index := 0; ; index++ {
 		t, payload, err := s.fr.Next()
@@ -121,6 +131,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			if err := s.publish(); err != nil {
 				r.done(-1, nil, 0, err)
 			}
+			// Before the result, so before any action that follows it:
+			// a restarted app never finds a cache of a replaced file.
+			s.dropCaches(r)
 			stopProgress(true) // every received message precedes the result
 			return s.fw.Write(r.result(b.ID))
 		case syncproto.MsgOp:
@@ -146,6 +159,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			}
 			n, err := s.apply(&op)
 			r.done(index, &op, n, err)
+			if err == nil {
+				s.changedBy(r, &op)
+			}
 			continue
 		}
 		if r.conflicts(op.Path) {
@@ -284,6 +300,13 @@ func (r *batchRun) work() {
 		r.mu.Lock()
 		delete(r.busy, j.op.Path)
 		r.mu.Unlock()
+		if err == nil {
+			full := r.s.full(j.op.Path)
+			r.caches.wrote(full)
+			if j.replaced {
+				r.caches.change(full, j.racy)
+			}
+		}
 		r.done(j.index, &j.op, n, err)
 		r.inflight.Done()
 	}
@@ -340,7 +363,7 @@ func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 				return 0, fmt.Errorf("the client could not read the file: %s", c.end.Abort)
 			}
 			n := pf.Size()
-			err := pf.Commit()
+			err := commitFile(j, pf)
 			pf = nil
 			return n, err
 		}

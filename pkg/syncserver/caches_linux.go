@@ -1,0 +1,160 @@
+//go:build linux
+
+package syncserver
+
+import (
+	"errors"
+	"io/fs"
+	"path"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/rootfs"
+	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
+)
+
+// gone: errors that say there is nothing to remove.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR)
+}
+
+// cacheInvalidator collects, during one batch, the files the batch
+// replaced, deleted or renamed (changed) and the files it wrote (wrote);
+// drop then removes the caches derived from the changed ones (caches.go),
+// except those the batch wrote itself (a __pycache__ that the client
+// syncs is the user's). Writers call it concurrently.
+type cacheInvalidator struct {
+	mu      sync.Mutex
+	changed map[string]bool // full paths in the app's root
+	written map[string]bool
+	racy    []string // replacements that a (size, whole-second mtime) check cannot see
+}
+
+func (c *cacheInvalidator) wrote(full string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.written == nil {
+		c.written = map[string]bool{}
+	}
+	c.written[full] = true
+}
+
+// change records that the file full was replaced, deleted or renamed;
+// racyReplace that it was replaced by a file of the same size and mtime
+// second.
+func (c *cacheInvalidator) change(full string, racyReplace bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.changed == nil {
+		c.changed = map[string]bool{}
+	}
+	c.changed[full] = true
+	if racyReplace {
+		c.racy = append(c.racy, full)
+	}
+}
+
+// drop removes the caches derived from the changed files and forgets what
+// it collected. It returns the caches it removed and the racy replacements
+// of files no rule knows the caches of (nothing the agent can remove: the
+// interpreter that runs them may take its cache for theirs).
+func (c *cacheInvalidator) drop(fsys *rootfs.Root) (removed, unknown []string, err error) {
+	c.mu.Lock()
+	changed, written, racyFiles := c.changed, c.written, c.racy
+	c.changed, c.written, c.racy = nil, nil, nil
+	c.mu.Unlock()
+	byDir := map[string][]cacheSpec{}
+	var files []string
+	for src := range changed {
+		spec, ok := derivedCaches(src)
+		if !ok {
+			continue
+		}
+		byDir[spec.Dir] = append(byDir[spec.Dir], spec)
+		files = append(files, spec.Files...)
+	}
+	for _, src := range racyFiles {
+		if _, ok := derivedCaches(src); !ok {
+			unknown = append(unknown, src)
+		}
+	}
+	sort.Strings(unknown)
+	var errs []error
+	remove := func(p string) {
+		if written[p] {
+			return
+		}
+		if err := fsys.Unlink(p); err == nil {
+			removed = append(removed, p)
+		} else if !gone(err) {
+			errs = append(errs, err)
+		}
+	}
+	for dir, specs := range byDir {
+		entries, err := fsys.ReadDir(dir)
+		if err != nil {
+			if !gone(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		for _, e := range entries {
+			if !e.Mode().IsRegular() {
+				continue
+			}
+			for _, spec := range specs {
+				if spec.Matches(e.Name()) {
+					remove(path.Join(dir, e.Name()))
+					break
+				}
+			}
+		}
+	}
+	for _, f := range files {
+		remove(f)
+	}
+	sort.Strings(removed)
+	return removed, unknown, errors.Join(errs...)
+}
+
+// commitFile commits j's file and records in j whether it replaced one.
+func commitFile(j *writeJob, pf *rootfs.PendingFile) error {
+	if err := pf.Commit(); err != nil {
+		return err
+	}
+	if old, cur, ok := pf.Replaced(); ok {
+		j.replaced = true
+		j.racy = old.Mode().IsRegular() && racy(old.Size(), old.ModTime(), cur.Size(), cur.ModTime())
+	}
+	return nil
+}
+
+// changedBy records what the operation op (not a write), applied, changed:
+// a deleted path, both names of a rename (what was at the target is
+// replaced), a symlink's name.
+func (s *session) changedBy(r *batchRun, op *syncproto.Op) {
+	switch op.Kind {
+	case syncproto.OpDelete, syncproto.OpSymlink:
+		r.caches.change(s.full(op.Path), false)
+	case syncproto.OpRename:
+		r.caches.change(s.full(op.Path), false)
+		r.caches.change(s.full(op.To), false)
+	}
+}
+
+// dropCaches removes the caches derived from what the batch changed
+// (cacheInvalidator.drop) and logs what it did.
+func (s *session) dropCaches(r *batchRun) {
+	removed, unknown, err := r.caches.drop(s.root.FS)
+	if len(removed) > 0 {
+		s.log.Info("devsync: removed the caches of replaced files", "caches", removed)
+	}
+	if len(unknown) > 0 {
+		s.log.Info("devsync: replaced files by files of the same size and mtime second; a cache keyed by both may still hold the old ones", "files", unknown)
+	}
+	if err != nil {
+		s.log.Warn("devsync: remove the caches of replaced files", "err", err)
+	}
+}
