@@ -29,6 +29,12 @@ func TestDevsyncRestartRunsTheSavedCode(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/add/2/3", sshForward(t, ns, "deploy/demo", framework.DemoPort))
 	waitHTTP(t, url, "5", 30*time.Second)
 
+	t.Cleanup(func() {
+		if t.Failed() { // what the interpreter found
+			r := devssh(t, ns, nil, "deploy/demo", "--", "sh", "-c", "ls -la --time-style=full-iso /app/e2e_k8s /app/e2e_k8s/__pycache__")
+			t.Logf("the app's tree:\n%s%s", r.Stdout, r.Stderr)
+		}
+	})
 	w := startDevsync(t, ns, local, "deploy/demo", "--dest", "/app", "--restart", "--verbose")
 	demo := filepath.Join(local, "e2e_k8s", "demo.py")
 	src, err := os.ReadFile(demo)
