@@ -57,6 +57,8 @@ func newMessage(t MsgType) Message {
 		return &ActionResult{}
 	case MsgReceived:
 		return &Received{}
+	case MsgCaches:
+		return &Caches{}
 	}
 	return nil
 }
@@ -87,6 +89,7 @@ func sampleMessages() []Message {
 		&Action{Kind: "signal", Args: []string{"HUP"}},
 		&ActionResult{Error: "", Output: "sent SIGHUP"},
 		&Received{ID: 7, Bytes: 3 << 20},
+		&Caches{ID: 7, Removed: []string{"/app/pkg/__pycache__/m.cpython-311.pyc", "/app/pkg/m.pyc"}, Racy: []string{"/app/lib/x.rb"}, Omitted: 3},
 	}
 }
 

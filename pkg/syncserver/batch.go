@@ -108,7 +108,7 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		}
 		// The finished ones stay: their stale caches go (a reconnect's
 		// initial sync finds them equal and does not write them again).
-		s.dropCaches(r)
+		s.dropCaches(r, b.ID)
 	}()
 	for index := 0; ; index++ {
 		t, payload, err := s.fr.Next()
@@ -133,8 +133,13 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			}
 			// Before the result, so before any action that follows it:
 			// a restarted app never finds a cache of a replaced file.
-			s.dropCaches(r)
+			report := s.dropCaches(r, b.ID)
 			stopProgress(true) // every received message precedes the result
+			if report != nil {
+				if err := s.fw.Write(report); err != nil {
+					return err
+				}
+			}
 			return s.fw.Write(r.result(b.ID))
 		case syncproto.MsgOp:
 		case syncproto.MsgLanedOp:

@@ -145,8 +145,10 @@ func (s *session) changedBy(r *batchRun, op *syncproto.Op) {
 }
 
 // dropCaches removes the caches derived from what the batch changed
-// (cacheInvalidator.drop) and logs what it did.
-func (s *session) dropCaches(r *batchRun) {
+// (cacheInvalidator.drop), logs what it did, and returns the Caches
+// message for the client (nil when it has nothing to say or does not take
+// it).
+func (s *session) dropCaches(r *batchRun, id uint64) *syncproto.Caches {
 	removed, unknown, err := r.caches.drop(s.root.FS)
 	if len(removed) > 0 {
 		s.log.Info("devsync: removed the caches of replaced files", "caches", removed)
@@ -157,4 +159,25 @@ func (s *session) dropCaches(r *batchRun) {
 	if err != nil {
 		s.log.Warn("devsync: remove the caches of replaced files", "err", err)
 	}
+	if !s.caches || len(removed)+len(unknown) == 0 {
+		return nil
+	}
+	m := &syncproto.Caches{ID: id}
+	m.Removed, m.Omitted = capList(removed, m.Omitted)
+	m.Racy, m.Omitted = capList(unknown, m.Omitted)
+	return m
+}
+
+// capList keeps at most MaxCachesReport of l, and no path longer than a
+// Caches message takes, adding the others to omitted.
+func capList(l []string, omitted int) ([]string, int) {
+	var out []string
+	for _, p := range l {
+		if len(out) == syncproto.MaxCachesReport || len(p) > syncproto.MaxPathLen {
+			omitted++
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, omitted
 }

@@ -47,7 +47,7 @@ func names(t *testing.T, dir string) []string {
 	return out
 }
 
-func apply(t *testing.T, c *filesync.Client, ops ...syncproto.Op) {
+func apply(t *testing.T, c *filesync.Client, ops ...syncproto.Op) *filesync.BatchResult {
 	t.Helper()
 	res, err := c.Apply(context.Background(), ops, filesync.ApplyOptions{})
 	if err != nil {
@@ -56,6 +56,7 @@ func apply(t *testing.T, c *filesync.Client, ops ...syncproto.Op) {
 	if len(res.Errors) > 0 {
 		t.Fatalf("errors: %+v", res.Errors)
 	}
+	return res
 }
 
 // TestReplacedSourceLosesItsCaches: x - y replaced by x * y, same size,
@@ -72,7 +73,11 @@ func TestReplacedSourceLosesItsCaches(t *testing.T) {
 			appRoot, sec := pycacheRoot(t)
 			c := testSession(t, appRoot, filesync.ClientOptions{})
 			mtime := sec.Add(400 * time.Millisecond)
-			apply(t, c, syncproto.Op{Kind: syncproto.OpWrite, Path: "pkg/m.py", Mode: 0o644, MTime: mtime.UnixNano(), Open: content("x * y")})
+			res := apply(t, c, syncproto.Op{Kind: syncproto.OpWrite, Path: "pkg/m.py", Mode: 0o644, MTime: mtime.UnixNano(), Open: content("x * y")})
+			wantRemoved := []string{"/app/pkg/__pycache__/m.cpython-311.opt-1.pyc", "/app/pkg/__pycache__/m.cpython-311.pyc", "/app/pkg/__pycache__/m.pypy39.pyc", "/app/pkg/m.pyc"}
+			if !equal(res.CachesRemoved, wantRemoved) || len(res.Racy) != 0 || res.CachesOmitted != 0 {
+				t.Errorf("reported removed %q, racy %q, omitted %d; want removed %q", res.CachesRemoved, res.Racy, res.CachesOmitted, wantRemoved)
+			}
 			want := []string{"m.py", "other.py", "__pycache__/m.x.cpython-311.pyc", "__pycache__/other.cpython-311.pyc"}
 			sort.Strings(want)
 			if got := names(t, filepath.Join(appRoot, "app/pkg")); !equal(got, want) {
@@ -119,4 +124,24 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestRacyReplacementReported: a file whose caches no rule knows, replaced
+// by one of the same size and mtime second, is reported (the client
+// prints it at -v=1); one of another second is not.
+func TestRacyReplacementReported(t *testing.T) {
+	appRoot := t.TempDir()
+	sec := time.Unix(1700000000, 0)
+	write(t, filepath.Join(appRoot, "app/lib/x.rb"), "x - y", 0o644)
+	write(t, filepath.Join(appRoot, "app/lib/y.rb"), "x - y", 0o644)
+	os.Chtimes(filepath.Join(appRoot, "app/lib/x.rb"), sec, sec.Add(100*time.Millisecond))
+	os.Chtimes(filepath.Join(appRoot, "app/lib/y.rb"), sec, sec.Add(100*time.Millisecond))
+	c := testSession(t, appRoot, filesync.ClientOptions{})
+	res := apply(t, c,
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "lib/x.rb", Mode: 0o644, MTime: sec.Add(400 * time.Millisecond).UnixNano(), Open: content("x * y")},
+		syncproto.Op{Kind: syncproto.OpWrite, Path: "lib/y.rb", Mode: 0o644, MTime: sec.Add(1400 * time.Millisecond).UnixNano(), Open: content("x * y")},
+	)
+	if !equal(res.Racy, []string{"/app/lib/x.rb"}) || len(res.CachesRemoved) != 0 {
+		t.Errorf("racy %q, removed %q; want racy [/app/lib/x.rb]", res.Racy, res.CachesRemoved)
+	}
 }

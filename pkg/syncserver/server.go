@@ -97,6 +97,8 @@ type session struct {
 	lanes *laneTable
 	// progress: the client takes Received messages (FeatureProgress).
 	progress bool
+	// caches: the client takes Caches messages (FeatureCaches).
+	caches bool
 	// received counts the file content (decoded) this session has read,
 	// inline and from its lanes, over all its batches (progress.go).
 	received atomic.Int64
@@ -258,6 +260,9 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 			feats = append(feats, f)
 		case syncproto.FeatureProgress:
 			s.progress = true
+			feats = append(feats, f)
+		case syncproto.FeatureCaches:
+			s.caches = true
 			feats = append(feats, f)
 		}
 	}

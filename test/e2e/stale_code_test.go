@@ -76,6 +76,10 @@ func TestDevsyncRestartRunsTheSavedCode(t *testing.T) {
 	edit("*", second.Add(400*time.Millisecond))
 	waitOutput(t, w.stdout, "the second restart", func(string) bool { return restarts() >= before+2 })
 	waitHTTP(t, url, "6", 30*time.Second)
+	// --verbose lists what the agent removed, after each edit.
+	if n := strings.Count(w.stdout.String(), "/app/e2e_k8s/__pycache__/demo.cpython-"); n < 2 {
+		t.Errorf("devsync --verbose listed %d removals of demo.py's cache, want 2:\n%s", n, w.stdout.String())
+	}
 	t.Logf("x + y -> x - y -> x * y, same size, same second: answered 6 %s after the first edit", time.Since(start))
 	w.stop(t)
 }
