@@ -176,6 +176,7 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		r.mu.Lock()
 		r.busy[op.Path] = true
 		r.mu.Unlock()
+		r.caches.wrote(s.full(op.Path))
 		r.inflight.Add(1)
 		r.jobs <- cur
 		if err := s.readContent(cur); err != nil {
@@ -212,6 +213,7 @@ func (s *session) lanedWrite(r *batchRun, index int, payload []byte) error {
 	r.mu.Lock()
 	r.busy[m.Op.Path] = true
 	r.mu.Unlock()
+	r.caches.wrote(s.full(m.Op.Path))
 	r.inflight.Add(1)
 	r.jobs <- j
 	t, payload, err := s.fr.Next()
@@ -305,11 +307,11 @@ func (r *batchRun) work() {
 		r.mu.Lock()
 		delete(r.busy, j.op.Path)
 		r.mu.Unlock()
-		if err == nil {
+		if err == nil && j.replaced {
 			full := r.s.full(j.op.Path)
-			r.caches.wrote(full)
-			if j.replaced {
-				r.caches.change(full, j.racy)
+			r.caches.change(full, j.racy)
+			if j.racy {
+				r.caches.dropNow(r.s.root.FS, full, r.s.root.PycachePrefix)
 			}
 		}
 		r.done(j.index, &j.op, n, err)

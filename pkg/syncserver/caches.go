@@ -20,12 +20,15 @@ import (
 
 // cacheSpec names the caches derived from one source file.
 type cacheSpec struct {
-	// Dir holds caches named Stem "." TAG [".opt-N"] Suffix, for any
+	// Dirs hold caches named Stem "." TAG [".opt-N"] Suffix, for any
 	// interpreter TAG without a dot (PEP 3147/488:
 	// __pycache__/m.cpython-311.pyc, m.cpython-311.opt-1.pyc,
-	// m.pypy39.pyc; Python 3.2-3.4 also wrote .pyo there).
-	Dir, Stem string
-	Suffixes  []string
+	// m.pypy39.pyc; Python 3.2-3.4 also wrote .pyo there): the
+	// __pycache__ beside the source, and its mirror under the app's
+	// PYTHONPYCACHEPREFIX when it has one.
+	Dirs     []string
+	Stem     string
+	Suffixes []string
 	// Files are caches at fixed paths: Python 2's m.pyc and m.pyo beside
 	// the source (Python 2 checks only the mtime; Python 3 imports them
 	// only when the source is gone, so one left behind a deleted source
@@ -33,10 +36,12 @@ type cacheSpec struct {
 	Files []string
 }
 
-// derivedCaches returns the caches derived from the source file src (a
-// slash-separated path) and whether it is a source any known interpreter
-// caches.
-func derivedCaches(src string) (cacheSpec, bool) {
+// derivedCaches returns the caches derived from the source file src (an
+// absolute slash-separated path in the app's root) and whether it is a
+// source any known interpreter caches. pycachePrefix is the app's
+// PYTHONPYCACHEPREFIX, absolute ("" for none): Python then writes the
+// cache of /app/pkg/m.py as PREFIX/app/pkg/m.TAG.pyc.
+func derivedCaches(src, pycachePrefix string) (cacheSpec, bool) {
 	dir, base := path.Split(src)
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
@@ -50,14 +55,40 @@ func derivedCaches(src string) (cacheSpec, bool) {
 		if !ok || stem == "" {
 			continue
 		}
-		return cacheSpec{
-			Dir:      path.Join(dir, "__pycache__"),
+		c := cacheSpec{
+			Dirs:     []string{path.Join(dir, "__pycache__")},
 			Stem:     stem,
 			Suffixes: []string{".pyc", ".pyo"},
 			Files:    []string{path.Join(dir, stem+".pyc"), path.Join(dir, stem+".pyo")},
-		}, true
+		}
+		if pycachePrefix != "" && path.IsAbs(dir) {
+			c.Dirs = append(c.Dirs, path.Join(pycachePrefix, dir))
+		}
+		return c, true
 	}
 	return cacheSpec{}, false
+}
+
+// PycachePrefix is the absolute cache prefix that the environment env (as
+// in /proc/PID/environ) gives Python (PYTHONPYCACHEPREFIX), resolved
+// against the process's working directory cwd; "" for none.
+func PycachePrefix(env []string, cwd string) string {
+	p := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PYTHONPYCACHEPREFIX="); ok {
+			p = v // the last one wins, as in getenv
+		}
+	}
+	if p == "" {
+		return ""
+	}
+	if !path.IsAbs(p) {
+		if cwd == "" {
+			cwd = "/"
+		}
+		p = path.Join(cwd, p)
+	}
+	return path.Clean(p)
 }
 
 // Matches reports whether name, an entry of c.Dir, is one of the caches.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"path"
-	"sort"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -21,15 +21,23 @@ func gone(err error) bool {
 }
 
 // cacheInvalidator collects, during one batch, the files the batch
-// replaced, deleted or renamed (changed) and the files it wrote (wrote);
-// drop then removes the caches derived from the changed ones (caches.go),
-// except those the batch wrote itself (a __pycache__ that the client
-// syncs is the user's). Writers call it concurrently.
+// replaced, deleted or renamed (change) and the files it writes (wrote,
+// when a write is handed to a writer); drop then removes the caches
+// derived from the changed ones (caches.go), except those the batch writes
+// itself (a __pycache__ that the client syncs is the user's). A racy
+// replacement (same size, same mtime second: the only one a cache check
+// can take for the old file) has its caches removed at once as well
+// (dropNow), right after the rename: an app's own reloader that restarts
+// on the change does not wait for the batch's end. Writers call it
+// concurrently; mu is held across each removal, so a cache the batch
+// writes is either marked before the check or written after the removal.
 type cacheInvalidator struct {
 	mu      sync.Mutex
 	changed map[string]bool // full paths in the app's root
 	written map[string]bool
 	racy    []string // replacements that a (size, whole-second mtime) check cannot see
+	removed []string // by dropNow
+	errs    []error
 }
 
 func (c *cacheInvalidator) wrote(full string) {
@@ -56,34 +64,65 @@ func (c *cacheInvalidator) change(full string, racyReplace bool) {
 	}
 }
 
-// drop removes the caches derived from the changed files and forgets what
-// it collected. It returns the caches it removed and the racy replacements
-// of files no rule knows the caches of (nothing the agent can remove: the
-// interpreter that runs them may take its cache for theirs).
-func (c *cacheInvalidator) drop(fsys *rootfs.Root) (removed, unknown []string, err error) {
+// dropNow removes at once the caches derived from full, which a racy
+// replacement just made stale.
+func (c *cacheInvalidator) dropNow(fsys *rootfs.Root, full, pycachePrefix string) {
+	spec, ok := derivedCaches(full, pycachePrefix)
+	if !ok {
+		return
+	}
 	c.mu.Lock()
-	changed, written, racyFiles := c.changed, c.written, c.racy
-	c.changed, c.written, c.racy = nil, nil, nil
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	byDir := map[string][]cacheSpec{}
+	for _, d := range spec.Dirs {
+		byDir[d] = []cacheSpec{spec}
+	}
+	removed, errs := removeCaches(fsys, byDir, spec.Files, c.written)
+	c.removed = append(c.removed, removed...)
+	c.errs = append(c.errs, errs...)
+}
+
+// drop removes the caches derived from the changed files and forgets what
+// it collected. It returns the caches it removed (now and by dropNow) and
+// the racy replacements of files no rule knows the caches of (nothing the
+// agent can remove: the interpreter that runs them may take its cache for
+// theirs).
+func (c *cacheInvalidator) drop(fsys *rootfs.Root, pycachePrefix string) (removed, unknown []string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	byDir := map[string][]cacheSpec{}
 	var files []string
-	for src := range changed {
-		spec, ok := derivedCaches(src)
+	for src := range c.changed {
+		spec, ok := derivedCaches(src, pycachePrefix)
 		if !ok {
 			continue
 		}
-		byDir[spec.Dir] = append(byDir[spec.Dir], spec)
+		for _, d := range spec.Dirs {
+			byDir[d] = append(byDir[d], spec)
+		}
 		files = append(files, spec.Files...)
 	}
-	for _, src := range racyFiles {
-		if _, ok := derivedCaches(src); !ok {
+	for _, src := range c.racy {
+		if _, ok := derivedCaches(src, ""); !ok {
 			unknown = append(unknown, src)
 		}
 	}
-	sort.Strings(unknown)
-	var errs []error
+	removed, errs := removeCaches(fsys, byDir, files, c.written)
+	removed = append(removed, c.removed...)
+	errs = append(errs, c.errs...)
+	c.changed, c.written, c.racy, c.removed, c.errs = nil, nil, nil, nil, nil
+	slices.Sort(removed)
+	removed = slices.Compact(removed)
+	slices.Sort(unknown)
+	return removed, unknown, errors.Join(errs...)
+}
+
+// removeCaches removes the entries of each directory of byDir that one of
+// its specs matches, and the files, except what keep names. Nothing there
+// is no error.
+func removeCaches(fsys *rootfs.Root, byDir map[string][]cacheSpec, files []string, keep map[string]bool) (removed []string, errs []error) {
 	remove := func(p string) {
-		if written[p] {
+		if keep[p] {
 			return
 		}
 		if err := fsys.Unlink(p); err == nil {
@@ -115,8 +154,7 @@ func (c *cacheInvalidator) drop(fsys *rootfs.Root) (removed, unknown []string, e
 	for _, f := range files {
 		remove(f)
 	}
-	sort.Strings(removed)
-	return removed, unknown, errors.Join(errs...)
+	return removed, errs
 }
 
 // commitFile commits j's file and records in j whether it replaced one.
@@ -149,7 +187,7 @@ func (s *session) changedBy(r *batchRun, op *syncproto.Op) {
 // message for the client (nil when it has nothing to say or does not take
 // it).
 func (s *session) dropCaches(r *batchRun, id uint64) *syncproto.Caches {
-	removed, unknown, err := r.caches.drop(s.root.FS)
+	removed, unknown, err := r.caches.drop(s.root.FS, s.root.PycachePrefix)
 	if len(removed) > 0 {
 		s.log.Info("devsync: removed the caches of replaced files", "caches", removed)
 	}

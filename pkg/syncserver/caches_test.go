@@ -8,31 +8,52 @@ import (
 
 func TestDerivedCaches(t *testing.T) {
 	tests := []struct {
-		src   string
-		ok    bool
-		dir   string
-		files []string
+		src, prefix string
+		ok          bool
+		dirs, files []string
 	}{
-		{"/app/e2e_k8s/demo.py", true, "/app/e2e_k8s/__pycache__", []string{"/app/e2e_k8s/demo.pyc", "/app/e2e_k8s/demo.pyo"}},
-		{"/app/__init__.py", true, "/app/__pycache__", []string{"/app/__init__.pyc", "/app/__init__.pyo"}},
-		{"gui.pyw", true, "__pycache__", []string{"gui.pyc", "gui.pyo"}},
-		{"/m.py", true, "/__pycache__", []string{"/m.pyc", "/m.pyo"}},
-		{"/app/.py", false, "", nil},
-		{"/app/m.pyc", false, "", nil},
-		{"/app/m.pyi", false, "", nil},
-		{"/app/main.go", false, "", nil},
-		{"/app/py", false, "", nil},
+		{"/app/e2e_k8s/demo.py", "", true, []string{"/app/e2e_k8s/__pycache__"}, []string{"/app/e2e_k8s/demo.pyc", "/app/e2e_k8s/demo.pyo"}},
+		{"/app/e2e_k8s/demo.py", "/tmp/pyc", true, []string{"/app/e2e_k8s/__pycache__", "/tmp/pyc/app/e2e_k8s"}, []string{"/app/e2e_k8s/demo.pyc", "/app/e2e_k8s/demo.pyo"}},
+		{"/app/__init__.py", "", true, []string{"/app/__pycache__"}, []string{"/app/__init__.pyc", "/app/__init__.pyo"}},
+		{"gui.pyw", "", true, []string{"__pycache__"}, []string{"gui.pyc", "gui.pyo"}},
+		{"/m.py", "/c", true, []string{"/__pycache__", "/c"}, []string{"/m.pyc", "/m.pyo"}},
+		{"/app/.py", "", false, nil, nil},
+		{"/app/m.pyc", "", false, nil, nil},
+		{"/app/m.pyi", "", false, nil, nil},
+		{"/app/main.go", "/tmp/pyc", false, nil, nil},
+		{"/app/py", "", false, nil, nil},
 	}
 	for _, tt := range tests {
-		c, ok := derivedCaches(tt.src)
-		if ok != tt.ok || c.Dir != tt.dir || !slices.Equal(c.Files, tt.files) {
-			t.Errorf("derivedCaches(%q) = %+v, %v; want dir %q, files %q, %v", tt.src, c, ok, tt.dir, tt.files, tt.ok)
+		c, ok := derivedCaches(tt.src, tt.prefix)
+		if ok != tt.ok || !slices.Equal(c.Dirs, tt.dirs) || !slices.Equal(c.Files, tt.files) {
+			t.Errorf("derivedCaches(%q, %q) = %+v, %v; want dirs %q, files %q, %v", tt.src, tt.prefix, c, ok, tt.dirs, tt.files, tt.ok)
+		}
+	}
+}
+
+func TestPycachePrefix(t *testing.T) {
+	tests := []struct {
+		env  []string
+		cwd  string
+		want string
+	}{
+		{nil, "/app", ""},
+		{[]string{"PATH=/bin", "PYTHONPYCACHEPREFIX=/tmp/pyc/"}, "/app", "/tmp/pyc"},
+		{[]string{"PYTHONPYCACHEPREFIX=.cache"}, "/app", "/app/.cache"},
+		{[]string{"PYTHONPYCACHEPREFIX=.cache"}, "", "/.cache"},
+		{[]string{"PYTHONPYCACHEPREFIX=/a", "PYTHONPYCACHEPREFIX=/b"}, "/", "/b"},
+		{[]string{"PYTHONPYCACHEPREFIX="}, "/app", ""},
+		{[]string{"XPYTHONPYCACHEPREFIX=/x"}, "/app", ""},
+	}
+	for _, tt := range tests {
+		if got := PycachePrefix(tt.env, tt.cwd); got != tt.want {
+			t.Errorf("PycachePrefix(%q, %q) = %q, want %q", tt.env, tt.cwd, got, tt.want)
 		}
 	}
 }
 
 func TestCacheSpecMatches(t *testing.T) {
-	c, _ := derivedCaches("/app/demo.py")
+	c, _ := derivedCaches("/app/demo.py", "")
 	for name, want := range map[string]bool{
 		"demo.cpython-311.pyc":         true,
 		"demo.cpython-311.opt-1.pyc":   true,

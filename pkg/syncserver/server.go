@@ -41,6 +41,10 @@ type Root struct {
 	Action func(ctx context.Context, a syncproto.Action) (output string, err error)
 	// Agent names the agent in the Welcome message.
 	Agent string
+	// PycachePrefix is the app's PYTHONPYCACHEPREFIX, absolute in its root
+	// (PycachePrefix), "" for none: where Python keeps the caches of the
+	// files a batch changes, besides __pycache__ (caches.go).
+	PycachePrefix string
 }
 
 // NewRoot serves fs with files owned by the app process's user.
