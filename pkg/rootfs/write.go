@@ -285,6 +285,9 @@ func (p *PendingFile) Commit() error {
 	if err != nil && p.tmp != "" {
 		_ = unix.Unlinkat(p.dirfd, p.tmp, 0)
 	}
+	if err != nil {
+		p.replaced, p.cur = nil, nil // nothing was replaced
+	}
 	return err
 }
 
