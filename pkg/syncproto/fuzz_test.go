@@ -161,6 +161,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(MsgBegin), bytes.Repeat([]byte{0xff}, 11))
 	f.Add(byte(MsgReceived), binary.AppendUvarint([]byte{7}, 1<<63)) // beyond int64
 	f.Add(byte(MsgReceived), []byte{7})                              // no count
+	f.Add(byte(MsgCaches), binary.AppendUvarint([]byte{7}, MaxCachesReport+1))
+	f.Add(byte(MsgCaches), binary.AppendUvarint([]byte{7, 0, 0}, 1<<40)) // omitted beyond int32
 	f.Fuzz(func(t *testing.T, typ byte, payload []byte) {
 		m := newMessage(MsgType(typ))
 		if m == nil {
