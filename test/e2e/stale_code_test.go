@@ -47,24 +47,7 @@ func TestDevsyncRestartRunsTheSavedCode(t *testing.T) {
 	}
 	// The two edits' mtimes: 0.1 s and 0.4 s into the same second.
 	second := time.Now().Truncate(time.Second)
-	outside := t.TempDir() // same filesystem as local, not watched
-	edit := func(op string, mtime time.Time) {
-		t.Helper()
-		edited := strings.Replace(string(src), orig, "Response(str(x "+op+" y))", 1)
-		if len(edited) != len(src) {
-			t.Fatalf("edit %q changes the size", op)
-		}
-		tmp := filepath.Join(outside, "demo.py")
-		if err := os.WriteFile(tmp, []byte(edited), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, demo); err != nil {
-			t.Fatal(err)
-		}
-	}
+	edit := sameSizeEditor(t, demo, src, orig)
 	restarts := func() int { return strings.Count(w.stdout.String(), "restarted the app") }
 	before := restarts()
 
@@ -82,4 +65,68 @@ func TestDevsyncRestartRunsTheSavedCode(t *testing.T) {
 	}
 	t.Logf("x + y -> x - y -> x * y, same size, same second: answered 6 %s after the first edit", time.Since(start))
 	w.stop(t)
+}
+
+// sameSizeEditor returns a function that replaces orig in src by x OP y,
+// same size, and puts the result at demo with mtime: written beside the
+// synced tree, its mtime set, then renamed into it, so the watcher sees
+// the final mtime at once.
+func sameSizeEditor(t *testing.T, demo string, src []byte, orig string) func(op string, mtime time.Time) {
+	outside := t.TempDir() // same filesystem as the synced tree, not watched
+	return func(op string, mtime time.Time) {
+		t.Helper()
+		edited := strings.Replace(string(src), orig, "Response(str(x "+op+" y))", 1)
+		if len(edited) != len(src) {
+			t.Fatalf("edit %q changes the size", op)
+		}
+		tmp := filepath.Join(outside, "demo.py")
+		if err := os.WriteFile(tmp, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, demo); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDevsyncExecRunsTheSavedCode: the rule holds for --exec too (and so
+// for anything that starts an interpreter after a batch): x - y, then
+// x * y of the same size in the same second, each synced with --once
+// --exec running a Python that imports the module and disassembles add.
+// The first import writes __pycache__/demo.*.pyc keyed by that second and
+// that size; the second must not run it.
+func TestDevsyncExecRunsTheSavedCode(t *testing.T) {
+	ns := sshDemo(t, env.Image("demo-python", "latest"), false)
+	local := t.TempDir()
+	copyDir(t, filepath.Join(env.Root, "hack/images/demo-python"), local)
+	demo := filepath.Join(local, "e2e_k8s", "demo.py")
+	src, err := os.ReadFile(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orig = "Response(str(x + y))"
+	if !strings.Contains(string(src), orig) {
+		t.Fatalf("demo.py has no %s", orig)
+	}
+	edit := sameSizeEditor(t, demo, src, orig)
+	second := time.Now().Truncate(time.Second)
+	// BINARY_OP 10 (-) or 5 (*) in CPython 3.11's disassembly.
+	const show = `cd /app && python3 -c 'import dis, e2e_k8s.demo as d; dis.dis(d.add)' | grep -o 'BINARY_OP.*'`
+	for _, c := range []struct {
+		op   string
+		at   time.Duration
+		want string
+	}{{"-", 100 * time.Millisecond, "(-)"}, {"*", 400 * time.Millisecond, "(*)"}} {
+		edit(c.op, second.Add(c.at))
+		r := devsyncOK(t, ns, local, "deploy/demo", "--dest", "/app", "--once", "--verbose", "--exec", show)
+		if !strings.Contains(r.Stdout, "write   e2e_k8s/demo.py") {
+			t.Fatalf("x %s y was not synced: %s", c.op, r.Stdout)
+		}
+		if !strings.Contains(r.Stdout, c.want) {
+			t.Fatalf("after x %s y, the interpreter ran:\n%s", c.op, r.Stdout)
+		}
+	}
 }
