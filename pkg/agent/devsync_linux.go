@@ -58,6 +58,7 @@ func DevsyncHandler(l sshserver.Launcher, log *slog.Logger) sshserver.SubsystemH
 		defer fsys.Close()
 		root := syncserver.NewRoot(fsys)
 		root.Agent = "devagent " + version.String()
+		root.PycachePrefix = syncserver.PycachePrefix(p.Environ, p.Cwd)
 		a := &appActions{proc: p, fs: fsys, launcher: l, session: s}
 		root.Action = a.run
 		return srv.Serve(ctx, ch, root)

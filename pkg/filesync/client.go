@@ -122,6 +122,8 @@ type Client struct {
 	// with those reports (nil when none).
 	acks     bool
 	progress atomic.Pointer[batchProgress]
+	// caches: the agent may report the caches it removed (FeatureCaches).
+	caches bool
 }
 
 // NewClient opens a session over rw (the devsync SSH channel): it sends
@@ -134,7 +136,7 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 	}
 	go c.readLoop()
 	h := syncproto.Hello{MinVersion: syncproto.MinProtocolVersion, MaxVersion: syncproto.ProtocolVersion, Dest: opts.Dest, CreateDest: !opts.NoCreateDest, Client: opts.Name}
-	h.Features = []string{syncproto.FeatureProgress}
+	h.Features = []string{syncproto.FeatureProgress, syncproto.FeatureCaches}
 	if opts.Compress != CompressNever {
 		h.Features = append(h.Features, syncproto.FeatureZstd, syncproto.FeatureZstdStream)
 	}
@@ -176,6 +178,8 @@ func NewClient(ctx context.Context, rw io.ReadWriter, opts ClientOptions) (*Clie
 			lanes = true
 		case syncproto.FeatureProgress:
 			c.acks = true
+		case syncproto.FeatureCaches:
+			c.caches = true
 		}
 	}
 	compress := false
@@ -532,6 +536,13 @@ type BatchResult struct {
 	Wire     int64                 // bytes sent on the channel
 	Errors   []syncproto.ItemError // per-operation errors (agent and local)
 	Duration time.Duration
+	// CachesRemoved are the caches derived from files the batch changed
+	// that the agent removed, Racy the files it replaced by one of the
+	// same size and mtime second whose caches it does not know (paths in
+	// the app's root; syncproto.Caches); CachesOmitted counts the ones
+	// left off both lists.
+	CachesRemoved, Racy []string
+	CachesOmitted       int
 }
 
 // Apply sends a batch and waits for the agent's result. File content is
@@ -642,6 +653,19 @@ func (c *Client) Apply(ctx context.Context, ops []syncproto.Op, opts ApplyOption
 	t, payload, err := c.recv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if t == syncproto.MsgCaches && c.caches {
+		var m syncproto.Caches
+		if err := syncproto.Decode(&m, payload); err != nil {
+			return nil, err
+		}
+		if m.ID != id {
+			return nil, syncproto.Errorf("caches of batch %d, expected %d", m.ID, id)
+		}
+		res.CachesRemoved, res.Racy, res.CachesOmitted = m.Removed, m.Racy, m.Omitted
+		if t, payload, err = c.recv(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if t != syncproto.MsgResult {
 		return nil, syncproto.Errorf("expected a result, got %s", t)

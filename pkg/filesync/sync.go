@@ -480,6 +480,10 @@ type Summary struct {
 	Duration                                       time.Duration
 	Items                                          []Item                // every operation, for -v
 	Errors                                         []syncproto.ItemError // failures
+	// CachesRemoved, Racy and CachesOmitted: what the agent did so that
+	// the app does not run a cache of a changed file (BatchResult).
+	CachesRemoved, Racy []string
+	CachesOmitted       int
 }
 
 func (s *Summary) add(r *BatchResult) {
@@ -490,6 +494,9 @@ func (s *Summary) add(r *BatchResult) {
 		}
 	}
 	s.Errors = append(s.Errors, r.Errors...)
+	s.CachesRemoved = append(s.CachesRemoved, r.CachesRemoved...)
+	s.Racy = append(s.Racy, r.Racy...)
+	s.CachesOmitted += r.CachesOmitted
 	s.Bytes += r.Bytes
 	s.Wire += r.Wire
 	for i, op := range r.Ops {

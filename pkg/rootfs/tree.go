@@ -159,6 +159,14 @@ func (r *Root) Remove(name string) error {
 	})
 }
 
+// Unlink removes the file or symlink name; a directory is left alone
+// (EISDIR).
+func (r *Root) Unlink(name string) error {
+	return r.atParent("remove", name, func(pfd int, base string) error {
+		return unix.Unlinkat(pfd, base, 0)
+	})
+}
+
 // atParent calls fn with the parent directory and final component of name.
 func (r *Root) atParent(op, name string, fn func(pfd int, base string) error) error {
 	pfd, base, err := r.parent(op, name)

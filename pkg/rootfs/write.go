@@ -62,6 +62,9 @@ type PendingFile struct {
 	opts   WriteOptions
 	n      int64
 	done   bool
+	// replaced and cur: what lstat saw of the file Commit replaced, and
+	// of the file itself (see Replaced).
+	replaced, cur *Info
 }
 
 // Create starts writing name atomically (see PendingFile). The file is
@@ -266,12 +269,14 @@ func (p *PendingFile) Commit() error {
 				break
 			}
 			if err == nil {
+				p.stampReplaced(fd)
 				err = p.rename()
 			}
 		} else if err != nil {
 			err = pathErr("link", p.name, err)
 		}
 	} else if err == nil {
+		p.stampReplaced(fd)
 		err = p.rename()
 	}
 	if e := unix.Close(fd); e != nil && err == nil {
@@ -279,6 +284,9 @@ func (p *PendingFile) Commit() error {
 	}
 	if err != nil && p.tmp != "" {
 		_ = unix.Unlinkat(p.dirfd, p.tmp, 0)
+	}
+	if err != nil {
+		p.replaced, p.cur = nil, nil // nothing was replaced
 	}
 	return err
 }
@@ -320,6 +328,27 @@ func (p *PendingFile) finish(fd int) error {
 		}
 	}
 	return nil
+}
+
+// stampReplaced records, just before the rename over the target, what the
+// target is (nothing when the name is free) and what the new file fd is.
+func (p *PendingFile) stampReplaced(fd int) {
+	var old, cur unix.Stat_t
+	if unix.Fstatat(p.dirfd, p.base, &old, unix.AT_SYMLINK_NOFOLLOW) != nil || unix.Fstat(fd, &cur) != nil {
+		return
+	}
+	p.replaced, p.cur = newInfo(p.base, &old), newInfo(p.base, &cur)
+}
+
+// Replaced tells, after a successful Commit, whether the file took the
+// place of another (a file, a symlink) and returns what lstat saw of that
+// one (old) and of the new file (cur) just before the rename: caches that
+// an interpreter derived from the old file are keyed by its stamp.
+func (p *PendingFile) Replaced() (old, cur fs.FileInfo, ok bool) {
+	if !p.done || p.replaced == nil {
+		return nil, nil, false
+	}
+	return p.replaced, p.cur, true
 }
 
 func (p *PendingFile) rename() error {

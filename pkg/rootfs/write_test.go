@@ -191,3 +191,41 @@ func TestHoldDir(t *testing.T) {
 		t.Error("HoldDir through a magic link succeeded")
 	}
 }
+
+func TestPendingFileReplaced(t *testing.T) {
+	for _, tmpfile := range []bool{true, false} {
+		t.Run(fmt.Sprintf("O_TMPFILE=%v", tmpfile), func(t *testing.T) {
+			dir := t.TempDir()
+			r, err := OpenDir(dir)
+			must(t, err)
+			defer r.Close()
+			r.noTmpfile.Store(!tmpfile)
+			old := time.Unix(1700000000, 100e6)
+			write := func(content string, mtime time.Time) *PendingFile {
+				t.Helper()
+				p, err := r.Create("m.py", WriteOptions{ModTime: mtime})
+				must(t, err)
+				_, err = p.Write([]byte(content))
+				must(t, err)
+				must(t, p.Commit())
+				return p
+			}
+			if _, _, ok := write("x - y", old).Replaced(); ok {
+				t.Fatal("a new file replaced something")
+			}
+			was, cur, ok := write("x * y", old.Add(300*time.Millisecond)).Replaced()
+			if !ok {
+				t.Fatal("a replacement is not reported")
+			}
+			if was.Size() != 5 || !was.ModTime().Equal(old) || cur.Size() != 5 || !cur.ModTime().Equal(old.Add(300*time.Millisecond)) {
+				t.Errorf("replaced %d bytes at %v by %d at %v", was.Size(), was.ModTime(), cur.Size(), cur.ModTime())
+			}
+			p, err := r.Create("m.py", WriteOptions{})
+			must(t, err)
+			must(t, p.Abort())
+			if _, _, ok := p.Replaced(); ok {
+				t.Error("an aborted file replaced something")
+			}
+		})
+	}
+}

@@ -57,6 +57,8 @@ func newMessage(t MsgType) Message {
 		return &ActionResult{}
 	case MsgReceived:
 		return &Received{}
+	case MsgCaches:
+		return &Caches{}
 	}
 	return nil
 }
@@ -87,6 +89,7 @@ func sampleMessages() []Message {
 		&Action{Kind: "signal", Args: []string{"HUP"}},
 		&ActionResult{Error: "", Output: "sent SIGHUP"},
 		&Received{ID: 7, Bytes: 3 << 20},
+		&Caches{ID: 7, Removed: []string{"/app/pkg/__pycache__/m.cpython-311.pyc", "/app/pkg/m.pyc"}, Racy: []string{"/app/lib/x.rb"}, Omitted: 3},
 	}
 }
 
@@ -158,6 +161,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(MsgBegin), bytes.Repeat([]byte{0xff}, 11))
 	f.Add(byte(MsgReceived), binary.AppendUvarint([]byte{7}, 1<<63)) // beyond int64
 	f.Add(byte(MsgReceived), []byte{7})                              // no count
+	f.Add(byte(MsgCaches), binary.AppendUvarint([]byte{7}, MaxCachesReport+1))
+	f.Add(byte(MsgCaches), binary.AppendUvarint([]byte{7, 0, 0}, 1<<40)) // omitted beyond int32
 	f.Fuzz(func(t *testing.T, typ byte, payload []byte) {
 		m := newMessage(MsgType(typ))
 		if m == nil {

@@ -61,6 +61,13 @@ const (
 	// content it has received so far (Received), so that the client's
 	// progress follows the link rather than what SSH's windows accept.
 	FeatureProgress = "progress"
+	// FeatureCaches: before a batch's Result the agent may send a Caches
+	// message (the stale caches it removed, the racy replacements it could
+	// not cover).
+	FeatureCaches = "caches"
+	// MaxCachesReport bounds each list of a Caches message; more are
+	// counted in Omitted.
+	MaxCachesReport = 64
 )
 
 // MsgType is the type byte of a frame.
@@ -70,7 +77,7 @@ type MsgType byte
 // Begin, Op, LanedOp, Data, DataZstd, FileEnd, Commit and Action, and on a
 // lane LaneHello, LaneData and LaneDataZstd; the agent sends Welcome,
 // LaneToken, Error, ListEntries, ListEnd, HashResult, HashEnd, Received,
-// Result and ActionResult, and on a lane LaneWelcome.
+// Caches, Result and ActionResult, and on a lane LaneWelcome.
 const (
 	MsgHello        MsgType = 1
 	MsgWelcome      MsgType = 2
@@ -94,6 +101,7 @@ const (
 	MsgResult       MsgType = 26
 	MsgLanedOp      MsgType = 27
 	MsgReceived     MsgType = 28
+	MsgCaches       MsgType = 29
 	MsgAction       MsgType = 30
 	MsgActionResult MsgType = 31
 	MsgLaneData     MsgType = 32
@@ -108,7 +116,7 @@ var msgNames = map[MsgType]string{
 	MsgResult: "result", MsgAction: "action", MsgActionResult: "action-result",
 	MsgLaneToken: "lane-token", MsgLaneHello: "lane-hello", MsgLaneWelcome: "lane-welcome",
 	MsgLanedOp: "laned-op", MsgLaneData: "lane-data", MsgLaneDataZstd: "lane-data-zstd",
-	MsgStream: "stream", MsgReceived: "received",
+	MsgStream: "stream", MsgReceived: "received", MsgCaches: "caches",
 }
 
 func (t MsgType) String() string {
@@ -879,6 +887,39 @@ func (m *Received) decode(r *rbuf) {
 		return
 	}
 	m.Bytes = int64(n)
+}
+
+// Caches reports, before the Result of batch ID (agent -> client,
+// FeatureCaches), what the agent did so that the app never runs a cache of
+// a file the batch changed: Removed are the caches derived from files the
+// batch replaced, deleted or renamed that it removed; Racy are files the
+// batch replaced by a file of the same size and mtime second whose caches
+// it does not know (a cache keyed by size and whole-second mtime may still
+// take the old content for theirs). Paths are absolute in the app's root;
+// each list holds at most MaxCachesReport, Omitted counts the others.
+type Caches struct {
+	ID            uint64
+	Removed, Racy []string
+	Omitted       int
+}
+
+func (*Caches) MsgType() MsgType { return MsgCaches }
+func (m *Caches) encode(w *wbuf) {
+	w.u(m.ID)
+	w.ss(m.Removed)
+	w.ss(m.Racy)
+	w.u(uint64(m.Omitted))
+}
+func (m *Caches) decode(r *rbuf) {
+	m.ID = r.u()
+	m.Removed = r.ss(MaxCachesReport, MaxPathLen)
+	m.Racy = r.ss(MaxCachesReport, MaxPathLen)
+	n := r.u()
+	if n > math.MaxInt32 {
+		r.fail("caches: %d omitted", n)
+		return
+	}
+	m.Omitted = int(n)
 }
 
 // ItemError reports a failed operation of a batch.

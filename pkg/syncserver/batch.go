@@ -45,6 +45,9 @@ type writeJob struct {
 	// chunks with offsets, in any order; seq is its LanedOp's.
 	laned bool
 	seq   uint64
+	// replaced: the committed file took the place of another; racy: of
+	// one with the same size and mtime second (caches.go).
+	replaced, racy bool
 }
 
 type chunk struct {
@@ -70,6 +73,10 @@ type batchRun struct {
 	failed  int
 	errs    []syncproto.ItemError
 	fatal   error // a protocol violation found while writing
+
+	// caches collects what the batch changed, to drop the caches derived
+	// from it before the batch is answered (caches.go).
+	caches cacheInvalidator
 }
 
 func (s *session) batch(b syncproto.Begin) (err error) {
@@ -99,6 +106,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		if perr := s.publish(); perr != nil {
 			s.log.Warn("devsync: publish new directories", "err", perr)
 		}
+		// The finished ones stay: their stale caches go (a reconnect's
+		// initial sync finds them equal and does not write them again).
+		s.dropCaches(r, b.ID)
 	}()
 	for index := 0; ; index++ {
 		t, payload, err := s.fr.Next()
@@ -121,7 +131,15 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			if err := s.publish(); err != nil {
 				r.done(-1, nil, 0, err)
 			}
+			// Before the result, so before any action that follows it:
+			// a restarted app never finds a cache of a replaced file.
+			report := s.dropCaches(r, b.ID)
 			stopProgress(true) // every received message precedes the result
+			if report != nil {
+				if err := s.fw.Write(report); err != nil {
+					return err
+				}
+			}
 			return s.fw.Write(r.result(b.ID))
 		case syncproto.MsgOp:
 		case syncproto.MsgLanedOp:
@@ -146,6 +164,9 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 			}
 			n, err := s.apply(&op)
 			r.done(index, &op, n, err)
+			if err == nil {
+				s.changedBy(r, &op)
+			}
 			continue
 		}
 		if r.conflicts(op.Path) {
@@ -155,6 +176,7 @@ func (s *session) batch(b syncproto.Begin) (err error) {
 		r.mu.Lock()
 		r.busy[op.Path] = true
 		r.mu.Unlock()
+		r.caches.wrote(s.full(op.Path))
 		r.inflight.Add(1)
 		r.jobs <- cur
 		if err := s.readContent(cur); err != nil {
@@ -191,6 +213,7 @@ func (s *session) lanedWrite(r *batchRun, index int, payload []byte) error {
 	r.mu.Lock()
 	r.busy[m.Op.Path] = true
 	r.mu.Unlock()
+	r.caches.wrote(s.full(m.Op.Path))
 	r.inflight.Add(1)
 	r.jobs <- j
 	t, payload, err := s.fr.Next()
@@ -284,6 +307,13 @@ func (r *batchRun) work() {
 		r.mu.Lock()
 		delete(r.busy, j.op.Path)
 		r.mu.Unlock()
+		if err == nil && j.replaced {
+			full := r.s.full(j.op.Path)
+			r.caches.change(full, j.racy)
+			if j.racy {
+				r.caches.dropNow(r.s.root.FS, full, r.s.root.PycachePrefix)
+			}
+		}
 		r.done(j.index, &j.op, n, err)
 		r.inflight.Done()
 	}
@@ -340,7 +370,7 @@ func (s *session) writeFile(j *writeJob, held *heldDir) (int64, error) {
 				return 0, fmt.Errorf("the client could not read the file: %s", c.end.Abort)
 			}
 			n := pf.Size()
-			err := pf.Commit()
+			err := commitFile(j, pf)
 			pf = nil
 			return n, err
 		}

@@ -285,7 +285,7 @@ func (s *session) writeLaned(j *writeJob) (int64, error) {
 	if pf.Size() != end.Size {
 		return 0, syncproto.Errorf("write %q: %d bytes announced, content up to %d", j.op.Path, end.Size, pf.Size())
 	}
-	err := pf.Commit()
+	err := commitFile(j, pf)
 	pf = nil
 	return end.Size, err
 }

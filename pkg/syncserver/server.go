@@ -41,6 +41,10 @@ type Root struct {
 	Action func(ctx context.Context, a syncproto.Action) (output string, err error)
 	// Agent names the agent in the Welcome message.
 	Agent string
+	// PycachePrefix is the app's PYTHONPYCACHEPREFIX, absolute in its root
+	// (PycachePrefix), "" for none: where Python keeps the caches of the
+	// files a batch changes, besides __pycache__ (caches.go).
+	PycachePrefix string
 }
 
 // NewRoot serves fs with files owned by the app process's user.
@@ -97,6 +101,8 @@ type session struct {
 	lanes *laneTable
 	// progress: the client takes Received messages (FeatureProgress).
 	progress bool
+	// caches: the client takes Caches messages (FeatureCaches).
+	caches bool
 	// received counts the file content (decoded) this session has read,
 	// inline and from its lanes, over all its batches (progress.go).
 	received atomic.Int64
@@ -258,6 +264,9 @@ func (s *session) hello(t syncproto.MsgType, payload []byte) error {
 			feats = append(feats, f)
 		case syncproto.FeatureProgress:
 			s.progress = true
+			feats = append(feats, f)
+		case syncproto.FeatureCaches:
+			s.caches = true
 			feats = append(feats, f)
 		}
 	}

@@ -326,9 +326,8 @@ func TestDevsyncSuperviseRestart(t *testing.T) {
 	if now := agentPod(t, ns, "demo"); now.Name != pod.Name {
 		t.Errorf("the pod was replaced: %s -> %s", pod.Name, now.Name)
 	}
-	// A second edit restarts it again (not only the first). It changes the
-	// file's size: Python's .pyc check compares size and mtime in whole
-	// seconds, and this edit comes within the same second.
+	// A second edit restarts it again (not only the first). (Edits of the
+	// same size within one second: TestDevsyncRestartRunsTheSavedCode.)
 	mustWrite(t, demo, strings.Replace(string(src), "Response(str(x + y))", "Response(str((x - y)))", 1), 0o644)
 	waitHTTP(t, url, "-1", 60*time.Second)
 	waitOutput(t, w.stdout, "a restart line", func(s string) bool { return strings.Count(s, "restarted the app") >= 2 })

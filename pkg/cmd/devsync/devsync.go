@@ -378,6 +378,9 @@ func (p *printer) Synced(sum *filesync.Summary) {
 	if err := sum.Err(); err != nil && !o.Once {
 		fmt.Fprintln(o.ErrOut, "error:", err) // --once exits with it instead
 	}
+	if klog.V(1).Enabled() {
+		racyNotes(o.ErrOut, sum)
+	}
 }
 
 func (p *printer) ActionDone(a syncproto.Action, took time.Duration, out string, err error) {

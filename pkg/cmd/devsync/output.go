@@ -3,8 +3,11 @@ package devsync
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
@@ -59,6 +62,31 @@ func summaryDetail(w io.Writer, s *filesync.Summary) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	// The agent's, in the app's root: caches derived from changed files.
+	for _, c := range s.CachesRemoved {
+		fmt.Fprintf(w, "  %-7s %s (stale cache)\n", "remove", agentPath(c))
+	}
+}
+
+// racyNotes are the -v=1 notes on files the agent replaced by a file of
+// the same size and mtime second whose caches it does not know.
+func racyNotes(w io.Writer, s *filesync.Summary) {
+	for _, f := range s.Racy {
+		fmt.Fprintf(w, "note: %s was replaced by a file of the same size and mtime second: a cache keyed by both (other than Python's, which the agent removes) may still hold the old content\n", agentPath(f))
+	}
+	if s.CachesOmitted > 0 {
+		fmt.Fprintf(w, "note: the agent left %d stale caches or racy replacements off its report\n", s.CachesOmitted)
+	}
+}
+
+// agentPath prints a path the agent names (the app chose it: a name in
+// its __pycache__) quoted when it holds anything a terminal would not
+// print as is.
+func agentPath(p string) string {
+	if !utf8.ValidString(p) || strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 || strings.Contains(p, `"`) {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 func plural(n int, word string) string {

@@ -41,3 +41,24 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestCachesOutput(t *testing.T) {
+	sum := &filesync.Summary{
+		Items:         []filesync.Item{{Op: syncproto.OpWrite, Path: "pkg/m.py", Bytes: 5}},
+		CachesRemoved: []string{"/app/pkg/__pycache__/m.cpython-311.pyc", "/app/pkg/__pycache__/m.\x1b[2J.pyc"},
+		Racy:          []string{"/app/lib/x.rb"},
+		CachesOmitted: 2,
+	}
+	var detail, notes bytes.Buffer
+	summaryDetail(&detail, sum)
+	racyNotes(&notes, sum)
+	want := "  write   pkg/m.py (5 B)\n" +
+		"  remove  /app/pkg/__pycache__/m.cpython-311.pyc (stale cache)\n" +
+		"  remove  \"/app/pkg/__pycache__/m.\\x1b[2J.pyc\" (stale cache)\n"
+	if detail.String() != want {
+		t.Errorf("detail:\n%s\nwant:\n%s", detail.String(), want)
+	}
+	if n := notes.String(); !strings.Contains(n, "note: /app/lib/x.rb was replaced by a file of the same size and mtime second") || !strings.Contains(n, "left 2 stale caches") {
+		t.Errorf("notes:\n%s", n)
+	}
+}
