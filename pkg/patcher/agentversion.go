@@ -46,6 +46,11 @@ func ReadAgent(ctx context.Context, c kubernetes.Interface, kind Kind, namespace
 			info.Image = ct.Image
 		}
 	}
+	for _, ct := range w.template.Spec.InitContainers {
+		if ct.Name == info.Container {
+			info.Image = ct.Image
+		}
+	}
 	for _, ec := range w.template.Spec.EphemeralContainers {
 		if ec.Name == info.Container {
 			info.Image = ec.Image

@@ -43,11 +43,14 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		return nil, err
 	}
 	ref := w.ref()
-	if cfg.Kind == KindPod {
+	switch cfg.Kind {
+	case KindPod:
 		return nil, fmt.Errorf("%s: ephemeral containers cannot be removed; delete the pod to get rid of the agent (its controller, if any, creates a new one without it)", ref)
+	case KindJob:
+		return nil, fmt.Errorf("%s: its pods got the agent as ephemeral containers, which cannot be removed; it goes away when they end (or delete them)", ref)
 	}
 	res := &RemoveResult{Kind: cfg.Kind, Name: cfg.Name, Ref: ref}
-	own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, "spec", "template")
+	own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, cfg.Kind.TemplatePath()...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +122,9 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 	}
 	if res.Changed && cfg.Wait && !scaledToZero(w) {
 		if rolls, why := rollsPods(w); !rolls {
-			p.warn("%s", why)
+			if why != "" {
+				p.warn("%s", why)
+			}
 		} else {
 			if err := p.waitRollout(ctx, w, cfg.AgentContainer, false, cfg.Timeout); err != nil {
 				return res, err
@@ -136,6 +141,9 @@ func checkRemoved(removed, kept []string, after *workload) ([]string, []string) 
 	present := map[string]bool{}
 	for _, c := range after.template.Spec.Containers {
 		present[fmt.Sprintf("container %q", c.Name)] = true
+	}
+	for _, c := range after.template.Spec.InitContainers {
+		present[fmt.Sprintf("init container %q", c.Name)] = true
 	}
 	for _, v := range after.template.Spec.Volumes {
 		present[fmt.Sprintf("volume %q", v.Name)] = true

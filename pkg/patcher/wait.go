@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -100,6 +101,9 @@ func rollsPods(w *workload) (bool, string) {
 		}
 	case *appsv1.ReplicaSet:
 		return false, fmt.Sprintf("%s does not replace its running pods when its template changes: delete them to get the change", w.ref())
+	case *batchv1.CronJob:
+		// Its next Jobs get the change; nothing rolls (Patch says so).
+		return false, ""
 	}
 	return true, ""
 }
