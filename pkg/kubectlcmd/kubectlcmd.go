@@ -43,6 +43,15 @@ type Flag struct{ Name, Value string }
 // Args are the flags as words.
 func (f Flags) Args() []string { return append([]string(nil), f.args...) }
 
+// String is the flags as shell words, e.g. "-n dev --context=kind"; "" for none.
+func (f Flags) String() string {
+	words := make([]string, len(f.args))
+	for i, w := range f.args {
+		words[i] = Quote(w)
+	}
+	return strings.Join(words, " ")
+}
+
 // Command is "kubectl PLUGIN FLAGS ARGS..." with every word quoted for a
 // POSIX shell where it needs to be.
 func (f Flags) Command(plugin string, args ...string) string {

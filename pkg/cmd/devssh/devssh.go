@@ -29,6 +29,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
@@ -68,6 +69,8 @@ var (
 type Options struct {
 	genericiooptions.IOStreams
 
+	// Remedy holds the flags the commands errors suggest repeat.
+	Remedy            kubectlcmd.Flags
 	Container         string
 	Forwards          []string
 	Stdio             bool
@@ -177,6 +180,7 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 		return err
 	}
 	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
+	o.Remedy = cli.RemedyFlagsFor(cmd, c.Namespace, c.ExplicitNS)
 	o.Context, _ = cmd.Flags().GetString("context")
 	if o.Context == "" {
 		if raw, err := f.ToRawKubeConfigLoader().RawConfig(); err == nil {
@@ -236,7 +240,7 @@ func (o *Options) startSpeculation(ctx context.Context) {
 		return
 	}
 	o.hint = h
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		return // Run reports it
 	}
@@ -298,7 +302,7 @@ func connectionFailed(err error) error {
 func (o *Options) connector(signer ssh.Signer) *agentconn.Connector {
 	return &agentconn.Connector{
 		Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
-		Dialer: o.Dialer, Signer: signer,
+		Dialer: o.Dialer, Signer: signer, Remedy: o.Remedy,
 	}
 }
 
@@ -343,7 +347,7 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		return connectionFailed(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncengine"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
@@ -65,6 +66,8 @@ var (
 type Options struct {
 	genericiooptions.IOStreams
 
+	// Remedy holds the flags the commands errors suggest repeat.
+	Remedy            kubectlcmd.Flags
 	Container         string
 	Dest              string
 	Once              bool
@@ -165,6 +168,7 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		return err
 	}
 	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
+	o.Remedy = cli.RemedyFlagsFor(cmd, c.Namespace, c.ExplicitNS)
 	target, err := cli.ParsePodOrTarget(o.TypeName)
 	if err != nil {
 		return cmdutil.UsageErrorf(cmd, "%s", err.Error())
@@ -300,7 +304,7 @@ func (o *Options) Run(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	defer o.predial.Close()
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		var ni *agentconn.NoIdentityError
 		if errors.As(err, &ni) {
@@ -315,7 +319,7 @@ func (o *Options) Run(ctx context.Context) error {
 	conn := &syncengine.AgentConnector{
 		Conn: &agentconn.Connector{
 			Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
-			Dialer: o.Dialer, Signer: signer, KeepaliveInterval: 5 * time.Second,
+			Dialer: o.Dialer, Signer: signer, KeepaliveInterval: 5 * time.Second, Remedy: o.Remedy,
 		},
 		Client:   o.Client,
 		Dest:     o.Dest,
@@ -332,7 +336,7 @@ func (o *Options) Run(ctx context.Context) error {
 	var oe *syncengine.OnceError
 	switch {
 	case errors.As(err, &np):
-		return exitError(1, "%s has no devagent: run \"kubectl devpatch %s\" first", o.TypeName, o.TypeName)
+		return exitError(1, "%s has no devagent: run \"%s\" first", o.TypeName, o.Remedy.Command("devpatch", o.TypeName))
 	case errors.As(err, &oe):
 		return exitError(1, "%v", oe.Err)
 	}
