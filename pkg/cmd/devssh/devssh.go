@@ -125,7 +125,7 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Long:                  sshLong,
 		Example:               sshExample,
 		Args:                  cobra.MinimumNArgs(1),
-		ValidArgsFunction:     complete.WorkloadArg(f, 0),
+		ValidArgsFunction:     complete.TargetArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.speculate = true
 			if err := o.Complete(f, cmd, args); err != nil {

@@ -120,7 +120,7 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Long:                  syncLong,
 		Example:               syncExample,
 		Args:                  cobra.ArbitraryArgs,
-		ValidArgsFunction:     complete.WorkloadArg(f, 1),
+		ValidArgsFunction:     complete.TargetArg(f, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err
