@@ -112,6 +112,27 @@ func (p *Patcher) patchJob(ctx context.Context, cfg Config, pl *plan) (*Result, 
 	return res, nil
 }
 
+// checkJobRuns refuses a Job none of whose pods runs, unless its template
+// carries the agent already (a Job of a patched CronJob).
+func (p *Patcher) checkJobRuns(ctx context.Context, cfg Config) error {
+	w, err := getWorkload(ctx, p.Client, KindJob, cfg.Namespace, cfg.Name)
+	if err != nil {
+		return err
+	}
+	job := w.obj.(*batchv1.Job)
+	if templateHasAgent(w.template, cfg.AgentContainer) {
+		return nil
+	}
+	pods, err := p.Client.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: jobSelector(job)})
+	if err != nil {
+		return listError(err)
+	}
+	if running, pending := RunningJobPods(pods.Items); len(running) == 0 {
+		return p.noRunningPodError(job, pending)
+	}
+	return nil
+}
+
 // noRunningPodError is the one line for a Job without a running pod: what
 // its pods did, and what to do instead.
 func (p *Patcher) noRunningPodError(job *batchv1.Job, pending int) error {

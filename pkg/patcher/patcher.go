@@ -227,6 +227,13 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ValidateFieldManager(cfg.FieldManager); err != nil {
 		return nil, err
 	}
+	if cfg.Kind == KindJob {
+		// Nothing to patch in a Job without a running pod: say so first,
+		// in one line (before the warnings about the pods' spec).
+		if err := p.checkJobRuns(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	pl, err := p.prepare(ctx, cfg)
 	if err != nil {
 		return nil, err

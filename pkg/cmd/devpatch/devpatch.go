@@ -377,7 +377,8 @@ func (o *PatchOptions) printNext(w io.Writer, res *patcher.Result) {
 	target := res.Kind.Short(res.Name)
 	if res.Kind == patcher.KindCronJob {
 		// A CronJob has no pods of its own: its Jobs do.
-		fmt.Fprintf(w, "Next, once it has started a Job (or: kubectl create job --from=%s NAME):\n  %s\n  %s\n", target,
+		fmt.Fprintf(w, "Next, once it has started a Job (or start one: %s):\n  %s\n  %s\n",
+			o.Remedy.Command("create", "job", "NAME", "--from="+target),
 			o.Remedy.Command("devssh", "job/NAME"), o.Remedy.Command("devsync", "./src", "job/NAME"))
 	} else {
 		fmt.Fprintf(w, "Next:\n  %s\n  %s\n", o.Remedy.Command("devssh", target), o.Remedy.Command("devsync", "./src", target))
