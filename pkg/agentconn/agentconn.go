@@ -100,6 +100,15 @@ func (c *Connector) Dial(ctx context.Context, t *Target) (net.Conn, error) {
 	return conn, nil
 }
 
+// devpatchCommand is the devpatch command of the object, with the user's
+// flags, for the errors that suggest it.
+func (c *Connector) devpatchCommand() string {
+	if c.Ref == "" {
+		return ""
+	}
+	return c.Remedy.Command("devpatch", c.Ref)
+}
+
 // Conn is an SSH connection to a target's agent.
 type Conn struct {
 	*sshclient.Client
@@ -139,6 +148,7 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 		Signer:            c.Signer,
 		HostKey:           t.HostKey,
 		HostKeySource:     "secret/" + t.SecretName,
+		Devpatch:          c.devpatchCommand(),
 		KeepaliveInterval: c.KeepaliveInterval,
 	}
 	var keyErr func() error
@@ -308,7 +318,7 @@ func (e *NoIdentityError) Error() string {
 	if remedy == "" {
 		remedy = kubectlcmd.Flags{}.Command("devpatch", e.Ref)
 	}
-	return fmt.Sprintf("no identity at %s: run \"%s\" first (it creates your key and authorizes it) or give --identity", e.Path, remedy)
+	return fmt.Sprintf("no identity at %s: run %q first (it creates your key and authorizes it) or give --identity", e.Path, remedy)
 }
 
 // LoadIdentity reads the user's private key. explicit is whether the user

@@ -68,7 +68,7 @@ func (e *NotPatchedError) Error() string {
 	if remedy == "" {
 		remedy = kubectlcmd.Flags{}.Command("devpatch", e.Ref)
 	}
-	return fmt.Sprintf("%s has no devagent: run \"%s\" first", e.Ref, remedy)
+	return fmt.Sprintf("%s has no devagent: run %q first", e.Ref, remedy)
 }
 
 // NoRunningPodError is a Job none of whose pods runs: there is nothing to

@@ -63,6 +63,17 @@ func (f Flags) Command(plugin string, args ...string) string {
 	return strings.Join(words, " ")
 }
 
+// Kubectl is one of kubectl's own commands, "kubectl ARGS... FLAGS", with
+// the flags after the words (as "kubectl rollout resume deploy/demo -n dev").
+func (f Flags) Kubectl(args ...string) string {
+	words := append([]string{"kubectl"}, args...)
+	words = append(words, f.args...)
+	for i, w := range words {
+		words[i] = Quote(w)
+	}
+	return strings.Join(words, " ")
+}
+
 // Quote quotes a word for a POSIX shell when it holds anything but
 // letters, digits and -_./=:,@+%.
 func Quote(w string) string {

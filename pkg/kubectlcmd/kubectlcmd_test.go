@@ -34,3 +34,13 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestKubectl(t *testing.T) {
+	f := New("dev", false, Flag{"context", "kind"})
+	if got, want := f.Kubectl("rollout", "resume", "deploy/demo"), "kubectl rollout resume deploy/demo -n dev --context=kind"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := f.String(), "-n dev --context=kind"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

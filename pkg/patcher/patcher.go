@@ -287,7 +287,7 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 	if scaledToZero(w) {
 		p.warn("%s is scaled to 0: patched, but no pod runs the agent until it is scaled up", ref)
 	}
-	if rolls, why := rollsPods(w); !rolls && why != "" {
+	if rolls, why := rollsPods(w, p.Remedy); !rolls && why != "" {
 		p.warn("%s", why)
 	}
 	if cfg.DryRun == DryRunClient {

@@ -121,7 +121,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		return res, fmt.Errorf("deleting secret/%s: %w", wire.SecretName(cfg.Name), err)
 	}
 	if res.Changed && cfg.Wait && !scaledToZero(w) {
-		if rolls, why := rollsPods(w); !rolls {
+		if rolls, why := rollsPods(w, p.Remedy); !rolls {
 			if why != "" {
 				p.warn("%s", why)
 			}
