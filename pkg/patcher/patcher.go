@@ -278,7 +278,7 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 		if preview != nil {
 			res.Changed = !reflect.DeepEqual(w.template, preview.template)
 			if cfg.Diff {
-				if res.Diff, err = UnifiedDiff(ref+" spec.template", w.template, preview.template); err != nil {
+				if res.Diff, err = UnifiedDiff(ref+" "+strings.Join(cfg.Kind.TemplatePath(), "."), w.template, preview.template); err != nil {
 					return nil, err
 				}
 			}

@@ -88,7 +88,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		}
 		res.Changed = !reflect.DeepEqual(w.template, preview.template)
 		if cfg.Diff {
-			if res.Diff, err = UnifiedDiff(ref+" spec.template", w.template, preview.template); err != nil {
+			if res.Diff, err = UnifiedDiff(ref+" "+strings.Join(cfg.Kind.TemplatePath(), "."), w.template, preview.template); err != nil {
 				return nil, err
 			}
 		}

@@ -166,7 +166,7 @@ func TestDevpatchJobEphemeral(t *testing.T) {
 			BackoffLimit: ptr.To[int32](0),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{framework.AppLabel: "batch"}},
-				Spec:       jobPodSpec(nil), // the demo app, which runs until stopped
+				Spec:       jobPodSpec(waitForDone),
 			},
 		},
 	}
@@ -225,4 +225,11 @@ func TestDevpatchJobEphemeral(t *testing.T) {
 		`container "nosuch" not found in pod/batch-`, "its containers are: app")
 
 	oneLine(t, "devpatch --remove job/batch", devpatch(t, ns, "--remove", "job/batch"), "cannot be removed")
+
+	// The ephemeral agent does not keep the pod running: the Job completes
+	// when its app ends.
+	devsshOK(t, ns, "job/batch", "--", "touch", "/tmp/done")
+	env.WaitFor(t, "job/batch complete", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		return jobCondition(ctx, ns, "batch", batchv1.JobComplete)
+	})
 }

@@ -46,7 +46,9 @@ var (
 		the agent's own busybox shell with the app's files at $DEVSSH_APP_ROOT;
 		--target chooses. The agent's host key is pinned from the workload's Secret.
 
-		The workload must have been patched with "kubectl devpatch" first.`)
+		TYPE/NAME is a workload, a job (its newest running pod, as kubectl logs
+		job/NAME picks) or a pod. The workload must have been patched with
+		"kubectl devpatch" first.`)
 
 	sshExample = templates.Examples(`
 		# Open a shell in the app's view of a deployment's pod

@@ -49,7 +49,8 @@ var (
 		pod is replaced or the container restarts, devsync follows the workload to
 		its new pod, syncs again, and keeps watching.
 
-		The workload must have been patched with "kubectl devpatch" first.`)
+		TYPE/NAME is a workload, a job (its newest running pod) or a pod. The
+		workload must have been patched with "kubectl devpatch" first.`)
 
 	syncExample = templates.Examples(`
 		# Sync ./src into the app's working directory and keep watching
