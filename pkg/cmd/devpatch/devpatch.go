@@ -384,7 +384,12 @@ func (o *PatchOptions) printNext(w io.Writer, res *patcher.Result) {
 		fmt.Fprintf(w, "Next:\n  %s\n  %s\n", o.Remedy.Command("devssh", target), o.Remedy.Command("devsync", "./src", target))
 	}
 	if !res.Ephemeral && res.Kind != patcher.KindJob {
-		fmt.Fprintf(w, "Undo with: %s\n", o.Remedy.Command("devpatch", "--remove", target))
+		undo := []string{"--remove", target}
+		if o.FieldManager != patcher.DefaultFieldManager {
+			// Only the manager that patched can remove what it owns.
+			undo = append(undo, "--field-manager="+o.FieldManager)
+		}
+		fmt.Fprintf(w, "Undo with: %s\n", o.Remedy.Command("devpatch", undo...))
 	}
 }
 

@@ -140,4 +140,9 @@ func TestCommandPatchesListsAndRemoves(t *testing.T) {
 	if err != nil || !strings.Contains(out, `cronjob.batch/nightly: removed volume "devagent-keys", init container "devagent"`) {
 		t.Errorf("--remove cronjob/nightly: %v\n%s", err, out)
 	}
+	// The undo a user pastes names the field manager that patched.
+	out, _, err = run("deploy/demo", "--field-manager", "team-x")
+	if err != nil || !strings.Contains(out, "Undo with: kubectl devpatch -n test --remove deploy/demo --field-manager=team-x") {
+		t.Errorf("--field-manager team-x: %v\n%s", err, out)
+	}
 }
