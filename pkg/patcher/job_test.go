@@ -200,6 +200,9 @@ func TestJobRunningPodsGetEphemeralAgent(t *testing.T) {
 	if err != nil || !res.Reused || res.Changed {
 		t.Fatalf("second run: %+v %v", res, err)
 	}
+	if info, err := ReadAgent(ctx, h.client, KindJob, ns, "nightly-1"); err != nil || !info.Patched || info.Version != "v1.0.0" || info.Image != "reg/devagent:v1.0.0" {
+		t.Fatalf("ReadAgent of the job: %+v %v", info, err)
+	}
 	if _, err := h.p.Remove(ctx, cfg); err == nil || !strings.Contains(err.Error(), "cannot be removed") {
 		t.Fatalf("remove on a job: %v", err)
 	}
