@@ -206,6 +206,9 @@ func TestDevpatchJobEphemeral(t *testing.T) {
 	if r := devpatchOK(t, ns, "job/batch"); !strings.Contains(r.Stdout, "unchanged") {
 		t.Errorf("second run: %s", r.Stdout)
 	}
+	if out := env.KubectlT(t, "devpatch", "-n", ns, "version", "job/batch"); !strings.Contains(out, "agent in job.batch/batch: "+env.Version) {
+		t.Errorf("devpatch version job/batch:\n%s", out)
+	}
 
 	// devssh reaches the app's files through job/NAME.
 	if out := devsshOK(t, ns, "job/batch", "--", "ls", "/app/e2e_k8s"); !strings.Contains(out, "demo.py") {
