@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
@@ -72,12 +73,15 @@ type Connector struct {
 	Signer ssh.Signer
 	// KeepaliveInterval is how often SSH checks the peer (0: sshclient's default).
 	KeepaliveInterval time.Duration
+	// Remedy holds the user's -n, --context and --kubeconfig, repeated in
+	// the commands that errors suggest.
+	Remedy kubectlcmd.Flags
 }
 
 // Resolve finds a running pod with a ready agent, waiting up to timeout.
 func (c *Connector) Resolve(ctx context.Context, timeout time.Duration) (*Target, error) {
 	start := time.Now()
-	t, err := Resolve(ctx, c.Client, c.Object, ResolveOptions{Ref: c.Ref, Container: c.Container, Timeout: timeout})
+	t, err := Resolve(ctx, c.Client, c.Object, ResolveOptions{Ref: c.Ref, Container: c.Container, Timeout: timeout, Remedy: c.Remedy})
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +100,15 @@ func (c *Connector) Dial(ctx context.Context, t *Target) (net.Conn, error) {
 	return conn, nil
 }
 
+// devpatchCommand is the devpatch command of the object, with the user's
+// flags, for the errors that suggest it.
+func (c *Connector) devpatchCommand() string {
+	if c.Ref == "" {
+		return ""
+	}
+	return c.Remedy.Command("devpatch", c.Ref)
+}
+
 // Conn is an SSH connection to a target's agent.
 type Conn struct {
 	*sshclient.Client
@@ -106,7 +119,7 @@ type Conn struct {
 // timeout, without reading the host key: DialSSH reads it while it dials.
 func (c *Connector) ResolvePod(ctx context.Context, timeout time.Duration) (*Target, error) {
 	start := time.Now()
-	t, err := ResolvePod(ctx, c.Client, c.Object, ResolveOptions{Ref: c.Ref, Container: c.Container, Timeout: timeout})
+	t, err := ResolvePod(ctx, c.Client, c.Object, ResolveOptions{Ref: c.Ref, Container: c.Container, Timeout: timeout, Remedy: c.Remedy})
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +148,7 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 		Signer:            c.Signer,
 		HostKey:           t.HostKey,
 		HostKeySource:     "secret/" + t.SecretName,
+		Devpatch:          c.devpatchCommand(),
 		KeepaliveInterval: c.KeepaliveInterval,
 	}
 	var keyErr func() error
@@ -194,7 +208,7 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 				return nil, kerr
 			}
 		}
-		return nil, agentSilent(conn, t, err)
+		return nil, agentSilent(conn, t, err, c.Remedy)
 	}
 	klog.V(4).Infof("SSH connection to the agent of %s up after %v", t.Ref(), time.Since(start))
 	return &Conn{Client: cl, Target: t}, nil
@@ -202,9 +216,9 @@ func (c *Connector) DialSSH(ctx context.Context, t *Target) (*Conn, error) {
 
 // agentSilent explains a stream that opened but carried no SSH: the pod
 // refused the port (the agent is not listening) or the handshake failed.
-func agentSilent(conn net.Conn, t *Target, err error) error {
+func agentSilent(conn net.Conn, t *Target, err error, remedy kubectlcmd.Flags) error {
 	if re := portforward.RemoteError(conn); re != nil {
-		return fmt.Errorf("%v (is the agent listening? see kubectl logs %s -c %s)", re, t.Ref(), t.Agent)
+		return fmt.Errorf("%v (is the agent listening? see %s)", re, remedy.Command("logs", t.Ref(), "-c", t.Agent))
 	}
 	return err
 }
@@ -293,18 +307,27 @@ func ContainerRunning(p *corev1.Pod, name string) bool {
 }
 
 // NoIdentityError is a missing key pair at its default place.
-type NoIdentityError struct{ Path, Ref string }
+type NoIdentityError struct {
+	Path, Ref string
+	// Remedy is the devpatch command to run (default: "kubectl devpatch REF").
+	Remedy string
+}
 
 func (e *NoIdentityError) Error() string {
-	return fmt.Sprintf("no identity at %s: run \"kubectl devpatch %s\" first (it creates your key and authorizes it) or give --identity", e.Path, e.Ref)
+	remedy := e.Remedy
+	if remedy == "" {
+		remedy = kubectlcmd.Flags{}.Command("devpatch", e.Ref)
+	}
+	return fmt.Sprintf("no identity at %s: run %q first (it creates your key and authorizes it) or give --identity", e.Path, remedy)
 }
 
 // LoadIdentity reads the user's private key. explicit is whether the user
-// named the file (--identity); a missing default file gets the remedy.
-func LoadIdentity(path string, explicit bool, ref string) (ssh.Signer, error) {
+// named the file (--identity); a missing default file gets the remedy,
+// devpatch of ref with the user's flags.
+func LoadIdentity(path string, explicit bool, ref string, remedy kubectlcmd.Flags) (ssh.Signer, error) {
 	s, err := sshclient.LoadSigner(path)
 	if err != nil && errors.Is(err, os.ErrNotExist) && !explicit {
-		return nil, &NoIdentityError{Path: path, Ref: ref}
+		return nil, &NoIdentityError{Path: path, Ref: ref, Remedy: remedy.Command("devpatch", ref)}
 	}
 	return s, err
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 )
 
@@ -55,10 +56,31 @@ func (t *Target) Env(view string) []string {
 }
 
 // NotPatchedError is a workload without the agent.
-type NotPatchedError struct{ Ref string }
+type NotPatchedError struct {
+	Ref string
+	// Remedy is the devpatch command to run, with the user's flags
+	// (default: "kubectl devpatch REF").
+	Remedy string
+}
 
 func (e *NotPatchedError) Error() string {
-	return fmt.Sprintf("%s has no devagent: run \"kubectl devpatch %s\" first", e.Ref, e.Ref)
+	remedy := e.Remedy
+	if remedy == "" {
+		remedy = kubectlcmd.Flags{}.Command("devpatch", e.Ref)
+	}
+	return fmt.Sprintf("%s has no devagent: run %q first", e.Ref, remedy)
+}
+
+// NoRunningPodError is a Job none of whose pods runs: there is nothing to
+// connect to, and waiting does not help.
+type NoRunningPodError struct {
+	Ref string
+	// What says what its pods did ("1 succeeded").
+	What string
+}
+
+func (e *NoRunningPodError) Error() string {
+	return fmt.Sprintf("%s has no running pod (%s): devssh and devsync reach a Job only while one of its pods runs", e.Ref, e.What)
 }
 
 // ResolveOptions tune Resolve.
@@ -69,6 +91,13 @@ type ResolveOptions struct {
 	Container string
 	// Timeout is how long to wait for a pod whose agent is ready.
 	Timeout time.Duration
+	// Remedy holds the user's -n, --context and --kubeconfig, for the
+	// commands errors suggest.
+	Remedy kubectlcmd.Flags
+}
+
+func (o ResolveOptions) notPatched() error {
+	return &NotPatchedError{Ref: o.Ref, Remedy: o.Remedy.Command("devpatch", o.Ref)}
 }
 
 // Resolve finds a running pod of obj (a pod or a workload) whose agent is
@@ -99,16 +128,21 @@ func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Ob
 				return nil, err
 			}
 			if agentName(p) == "" {
-				return nil, &NotPatchedError{Ref: o.Ref}
+				return nil, o.notPatched()
 			}
 			if agentReady(p) {
 				return p, nil
 			}
 			return nil, nil
 		}
+	case *batchv1.CronJob:
+		return nil, fmt.Errorf("%s: a CronJob has no pods of its own: name one of its Jobs (kubectl get jobs%s), or start one: kubectl create job%s --from=cronjob/%s NAME",
+			o.Ref, nsFlags(o.Remedy), nsFlags(o.Remedy), v.Name)
+	case *batchv1.Job:
+		pick = o.pickJobPod(client, v)
 	default:
 		if tpl := podTemplate(obj); tpl != nil && tpl.Annotations[wire.AnnotationMode] == "" {
-			return nil, &NotPatchedError{Ref: o.Ref}
+			return nil, o.notPatched()
 		}
 		ns, sel, err := selectorsForObject(obj)
 		if err != nil {
@@ -143,9 +177,8 @@ func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Ob
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := pick(ctx)
-		var np *NotPatchedError
 		switch {
-		case errors.As(err, &np), apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+		case terminal(err):
 			return false, err
 		case err != nil:
 			last = err
@@ -155,14 +188,13 @@ func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Ob
 		return p != nil, nil
 	})
 	if err != nil {
-		var np *NotPatchedError
-		if errors.As(err, &np) || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		if terminal(err) {
 			return nil, err
 		}
 		if last != nil {
 			return nil, fmt.Errorf("%s: no running pod with a ready devagent within %s: %w", o.Ref, timeout, last)
 		}
-		return nil, fmt.Errorf("%s: no running pod with a ready devagent within %s (is it patched? see kubectl devpatch --list; raise --pod-running-timeout to wait longer)", o.Ref, timeout)
+		return nil, fmt.Errorf("%s: no running pod with a ready devagent within %s (is it patched? see %s; raise --pod-running-timeout to wait longer)", o.Ref, timeout, o.Remedy.Command("devpatch", "--list"))
 	}
 	t := &Target{Namespace: pod.Namespace, Pod: pod, Agent: agentName(pod)}
 	t.Container = o.Container
@@ -180,7 +212,20 @@ func ResolvePod(ctx context.Context, client kubernetes.Interface, obj runtime.Ob
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("%s has no container %q", t.Ref(), t.Container)
+		var names []string
+		for _, c := range pod.Spec.Containers {
+			if c.Name != t.Agent {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 0 {
+			for _, cs := range pod.Status.ContainerStatuses {
+				if cs.Name != t.Agent {
+					names = append(names, cs.Name)
+				}
+			}
+		}
+		return nil, fmt.Errorf("container %q not found in %s; its containers are: %s", t.Container, t.Ref(), strings.Join(names, ", "))
 	}
 	t.SecretName = secretName(pod, t.Agent)
 	return t, nil
@@ -258,12 +303,106 @@ func agentReady(p *corev1.Pod) bool {
 			return cs.Ready
 		}
 	}
+	// A native sidecar (a CronJob's Jobs): an init container that keeps running.
+	for _, cs := range p.Status.InitContainerStatuses {
+		if cs.Name == name {
+			return cs.Ready
+		}
+	}
 	for _, cs := range p.Status.EphemeralContainerStatuses {
 		if cs.Name == name {
 			return cs.State.Running != nil
 		}
 	}
 	return false
+}
+
+// terminal is whether an error of a pod pick ends the wait at once.
+func terminal(err error) bool {
+	var np *NotPatchedError
+	var nr *NoRunningPodError
+	return errors.As(err, &np) || errors.As(err, &nr) || apierrors.IsNotFound(err) || apierrors.IsForbidden(err)
+}
+
+// pickJobPod picks the newest running pod of a Job whose agent is ready,
+// as kubectl logs job/NAME picks one of its pods. A Job none of whose
+// pods runs or is about to is a NoRunningPodError; running pods none of
+// which has the agent (neither through a patched CronJob's template nor
+// as an ephemeral container) a NotPatchedError.
+func (o ResolveOptions) pickJobPod(client kubernetes.Interface, job *batchv1.Job) func(ctx context.Context) (*corev1.Pod, error) {
+	ns, sel := job.Namespace, metav1.FormatLabelSelector(job.Spec.Selector)
+	templated := job.Spec.Template.Annotations[wire.AnnotationMode] != ""
+	return func(ctx context.Context) (*corev1.Pod, error) {
+		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return nil, err
+		}
+		var running []*corev1.Pod
+		pending, withAgent := 0, 0
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			switch p.Status.Phase {
+			case corev1.PodRunning:
+				running = append(running, p)
+				if agentName(p) != "" {
+					withAgent++
+				}
+			case corev1.PodPending, "":
+				pending++
+			}
+		}
+		if len(running) == 0 && pending == 0 {
+			cur, err := client.BatchV1().Jobs(ns).Get(ctx, job.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return nil, &NoRunningPodError{Ref: o.Ref, What: jobCounts(cur)}
+		}
+		if len(running) > 0 && withAgent == 0 && !templated {
+			return nil, o.notPatched()
+		}
+		sort.Slice(running, func(i, j int) bool {
+			return running[j].CreationTimestamp.Before(&running[i].CreationTimestamp)
+		})
+		for _, p := range running {
+			if agentReady(p) {
+				return p, nil
+			}
+		}
+		return nil, nil
+	}
+}
+
+// jobCounts says what a Job's pods did, e.g. "1 succeeded, the Job is complete".
+func jobCounts(job *batchv1.Job) string {
+	var parts []string
+	if job.Status.Succeeded > 0 {
+		parts = append(parts, fmt.Sprintf("%d succeeded", job.Status.Succeeded))
+	}
+	if job.Status.Failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", job.Status.Failed))
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed || c.Type == batchv1.JobSuspended) {
+			parts = append(parts, "the Job is "+strings.ToLower(string(c.Type)))
+		}
+	}
+	if len(parts) == 0 {
+		return "none active"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// nsFlags are the remedy's flags as one string with a leading space, or "".
+func nsFlags(f kubectlcmd.Flags) string {
+	c := f.String()
+	if c == "" {
+		return ""
+	}
+	return " " + c
 }
 
 // secretName is the Secret mounted into (or referenced by) the agent.

@@ -69,7 +69,7 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("unpatched: %v", err)
 	}
 	// -c names a container the pod does not have.
-	if _, err := Resolve(context.Background(), cs, deploy, ResolveOptions{Ref: "deploy/demo", Container: "nope", Timeout: time.Second}); err == nil || !strings.Contains(err.Error(), `no container "nope"`) {
+	if _, err := Resolve(context.Background(), cs, deploy, ResolveOptions{Ref: "deploy/demo", Container: "nope", Timeout: time.Second}); err == nil || !strings.Contains(err.Error(), `container "nope" not found in pod/new; its containers are: app`) {
 		t.Fatalf("-c nope: %v", err)
 	}
 }

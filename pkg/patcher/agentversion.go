@@ -3,8 +3,11 @@ package patcher
 import (
 	"context"
 	"fmt"
+
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
 
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
 )
@@ -28,11 +31,22 @@ type AgentInfo struct {
 func (a AgentInfo) Ref() string { return a.Kind.Ref(a.Name) }
 
 // ReadAgent reads the agent's version and image from the workload's pod
-// template (a bare pod: from its annotations and ephemeral containers).
+// template (a bare pod: from its annotations and ephemeral containers; a
+// Job whose template has no agent: from its newest running pod's).
 func ReadAgent(ctx context.Context, c kubernetes.Interface, kind Kind, namespace, name string) (*AgentInfo, error) {
 	w, err := getWorkload(ctx, c, kind, namespace, name)
 	if err != nil {
 		return nil, err
+	}
+	if job, ok := w.obj.(*batchv1.Job); ok && w.template.Annotations[wire.AnnotationMode] == "" {
+		// The ephemeral agent of devpatch job/NAME: read its newest running pod.
+		pods, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: jobSelector(job)})
+		if err != nil {
+			return nil, listError(err)
+		}
+		if running, _ := RunningJobPods(pods.Items); len(running) > 0 {
+			w = newWorkload(KindPod, running[0])
+		}
 	}
 	annotations := w.template.Annotations
 	info := &AgentInfo{Kind: kind, Namespace: namespace, Name: name,
@@ -42,6 +56,11 @@ func ReadAgent(ctx context.Context, c kubernetes.Interface, kind Kind, namespace
 		info.Container = wire.DefaultAgentContainer
 	}
 	for _, ct := range w.template.Spec.Containers {
+		if ct.Name == info.Container {
+			info.Image = ct.Image
+		}
+	}
+	for _, ct := range w.template.Spec.InitContainers {
 		if ct.Name == info.Container {
 			info.Image = ct.Image
 		}

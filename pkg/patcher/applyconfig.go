@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -35,6 +36,11 @@ type AgentSpec struct {
 	// Supervise, when set, wraps the app's command in the agent's
 	// supervisor (kubectl devpatch --supervise).
 	Supervise *SuperviseSpec
+	// Sidecar runs the agent as a native sidecar, an init container with
+	// restartPolicy Always (a CronJob's Jobs): the kubelet stops it when
+	// the app's containers have ended, so that the Job completes. As a
+	// plain container it would keep the pod, and the Job, running.
+	Sidecar bool
 }
 
 // VolumeName is the name of the volume that holds the agent's keys.
@@ -149,13 +155,17 @@ func PodTemplate(s AgentSpec) *corev1ac.PodTemplateSpecApplyConfiguration {
 	// With --supervise the app container's entry comes first: server-side
 	// apply keeps the applier's order, and the app must stay before the agent.
 	superviseAppContainer(s, spec)
-	spec.WithContainers(AgentContainer(s)).
-		WithVolumes(corev1ac.Volume().
-			WithName(s.VolumeName()).
-			WithSecret(corev1ac.SecretVolumeSource().
-				WithSecretName(s.SecretName).
-				// Readable by the agent whatever its uid; the mount is read-only.
-				WithDefaultMode(0o444)))
+	if s.Sidecar {
+		spec.WithInitContainers(AgentContainer(s).WithRestartPolicy(corev1.ContainerRestartPolicyAlways))
+	} else {
+		spec.WithContainers(AgentContainer(s))
+	}
+	spec.WithVolumes(corev1ac.Volume().
+		WithName(s.VolumeName()).
+		WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(s.SecretName).
+			// Readable by the agent whatever its uid; the mount is read-only.
+			WithDefaultMode(0o444)))
 	supervisePodSpec(s, spec)
 	return corev1ac.PodTemplateSpec().
 		WithAnnotations(s.Annotations()).
@@ -189,6 +199,12 @@ func WorkloadApplyConfig(kind Kind, namespace, name string, tpl *corev1ac.PodTem
 		ac := appsv1ac.ReplicaSet(name, namespace)
 		if tpl != nil {
 			ac.WithSpec(appsv1ac.ReplicaSetSpec().WithTemplate(tpl))
+		}
+		return ac, nil
+	case KindCronJob:
+		ac := batchv1ac.CronJob(name, namespace)
+		if tpl != nil {
+			ac.WithSpec(batchv1ac.CronJobSpec().WithJobTemplate(batchv1ac.JobTemplateSpec().WithSpec(batchv1ac.JobSpec().WithTemplate(tpl))))
 		}
 		return ac, nil
 	}

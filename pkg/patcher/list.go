@@ -67,6 +67,17 @@ func (p *Patcher) List(ctx context.Context, namespace string) ([]Entry, error) {
 	for i := range rss.Items {
 		add(KindReplicaSet, &rss.Items[i], rss.Items[i].Spec.Template.Annotations)
 	}
+	cjs, err := p.Client.BatchV1().CronJobs(namespace).List(ctx, opts)
+	switch {
+	case err == nil:
+		for i := range cjs.Items {
+			add(KindCronJob, &cjs.Items[i], cjs.Items[i].Spec.JobTemplate.Spec.Template.Annotations)
+		}
+	case isForbidden(err):
+		// Not every developer may read CronJobs: the others are listed.
+	default:
+		return nil, listError(err)
+	}
 	pods, err := p.Client.CoreV1().Pods(namespace).List(ctx, opts)
 	if err != nil {
 		return nil, listError(err)
@@ -97,6 +108,11 @@ func hasEphemeral(pod *corev1.Pod, name string) bool {
 		}
 	}
 	return false
+}
+
+func isForbidden(err error) bool {
+	s, ok := err.(interface{ Status() metav1.Status })
+	return ok && s.Status().Reason == metav1.StatusReasonForbidden
 }
 
 func listError(err error) error {

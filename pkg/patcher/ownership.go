@@ -34,10 +34,11 @@ type Ownership struct {
 // Owns is whether the manager owns anything of the object.
 func (o Ownership) Owns() bool { return len(o.Units) > 0 }
 
-// HasContainer is whether the manager owns the container item name.
+// HasContainer is whether the manager owns the container (or init
+// container) item name.
 func (o Ownership) HasContainer(name string) bool {
 	for _, u := range o.Units {
-		if u.Label == fmt.Sprintf("container %q", name) {
+		if u.Label == fmt.Sprintf("container %q", name) || u.Label == fmt.Sprintf("init container %q", name) {
 			return true
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 )
 
 // Patcher runs devpatch against a cluster.
@@ -33,6 +34,9 @@ type Patcher struct {
 	// ImageConfig reads an image's entrypoint and cmd (--supervise);
 	// RegistryImageConfig when nil.
 	ImageConfig ImageConfigFunc
+	// Remedy holds the user's -n, --context and --kubeconfig, repeated in
+	// the commands that errors and warnings suggest.
+	Remedy kubectlcmd.Flags
 }
 
 // Result is what a patch did or would do.
@@ -52,8 +56,11 @@ type Result struct {
 	Changed bool
 	// Secret is "created", "updated" or "unchanged" (empty for client dry-run).
 	Secret string
-	// Ephemeral is true for a bare pod; Reused when its agent was already there.
+	// Ephemeral is true for a bare pod or a Job; Reused when its agent was
+	// already there.
 	Ephemeral, Reused bool
+	// Pods are the pods of a Job that run the ephemeral agent.
+	Pods []string
 	// Waited is true when the rollout was waited for and finished.
 	Waited bool
 }
@@ -122,8 +129,11 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 	ref := w.ref()
 	if cfg.Kind == KindReplicaSet {
 		if owner := metav1.GetControllerOf(w.meta); owner != nil {
-			return nil, fmt.Errorf("%s is managed by %s/%s, which would undo the change: patch it instead (kubectl devpatch %s/%s)", ref, strings.ToLower(owner.Kind), owner.Name, strings.ToLower(owner.Kind), owner.Name)
+			return nil, fmt.Errorf("%s is managed by %s/%s, which would undo the change: patch it instead (%s)", ref, strings.ToLower(owner.Kind), owner.Name, p.Remedy.Command("devpatch", strings.ToLower(owner.Kind)+"/"+owner.Name))
 		}
+	}
+	if cfg.Supervise && (cfg.Kind == KindCronJob || cfg.Kind == KindJob) {
+		return nil, fmt.Errorf("%s: --supervise works on deployments, statefulsets, daemonsets and replicasets, not on %s: patch without it", ref, strings.ToLower(string(cfg.Kind))+"s")
 	}
 	requested := cfg.TargetContainer
 	if rec := w.template.Annotations[wire.AnnotationTarget]; requested == "" && rec != "" && rec != cfg.AgentContainer {
@@ -144,14 +154,19 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 	if target == cfg.AgentContainer {
 		return nil, fmt.Errorf("container %q of %s is the agent's own name: choose the app container with -c, or another agent name with --container-name", target, ref)
 	}
-	if cfg.Kind != KindPod {
-		own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, "spec", "template")
+	if !cfg.Kind.Ephemeral() {
+		own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, cfg.Kind.TemplatePath()...)
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range w.template.Spec.Containers {
 			if c.Name == cfg.AgentContainer && !own.HasContainer(c.Name) {
 				return nil, fmt.Errorf("%s already has a container %q that field manager %q did not add: choose another name with --container-name", ref, c.Name, cfg.FieldManager)
+			}
+		}
+		for _, c := range w.template.Spec.InitContainers {
+			if c.Name == cfg.AgentContainer && !own.HasContainer(c.Name) {
+				return nil, fmt.Errorf("%s already has an init container %q that field manager %q did not add: choose another name with --container-name", ref, c.Name, cfg.FieldManager)
 			}
 		}
 	}
@@ -182,12 +197,13 @@ func (p *Patcher) prepare(ctx context.Context, cfg Config) (*plan, error) {
 		Mode:       mode,
 		App:        id,
 		SecretName: wire.SecretName(cfg.Name),
+		Sidecar:    cfg.Kind == KindCronJob,
 	}
 	supervised := w.template.Annotations[AnnotationSupervise] != "" && w.template.Annotations[wire.AnnotationTarget] == target
-	if supervised && !cfg.Supervise && cfg.Kind != KindPod {
+	if supervised && !cfg.Supervise && !cfg.Kind.Ephemeral() {
 		p.warn("%s: container %q runs under the agent's supervisor (kubectl devpatch --supervise): kept; kubectl devpatch --remove undoes it", ref, target)
 	}
-	if (cfg.Supervise || supervised) && cfg.Kind != KindPod {
+	if (cfg.Supervise || supervised) && !cfg.Kind.Ephemeral() {
 		if spec.Supervise, err = p.superviseSpec(ctx, cfg, w, container); err != nil {
 			return nil, err
 		}
@@ -211,12 +227,22 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ValidateFieldManager(cfg.FieldManager); err != nil {
 		return nil, err
 	}
+	if cfg.Kind == KindJob {
+		// Nothing to patch in a Job without a running pod: say so first,
+		// in one line (before the warnings about the pods' spec).
+		if err := p.checkJobRuns(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	pl, err := p.prepare(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Kind == KindPod {
+	switch cfg.Kind {
+	case KindPod:
 		return p.patchPod(ctx, cfg, pl)
+	case KindJob:
+		return p.patchJob(ctx, cfg, pl)
 	}
 	w, spec := pl.w, pl.spec
 	ref := w.ref()
@@ -252,7 +278,7 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 		if preview != nil {
 			res.Changed = !reflect.DeepEqual(w.template, preview.template)
 			if cfg.Diff {
-				if res.Diff, err = UnifiedDiff(ref+" spec.template", w.template, preview.template); err != nil {
+				if res.Diff, err = UnifiedDiff(ref+" "+strings.Join(cfg.Kind.TemplatePath(), "."), w.template, preview.template); err != nil {
 					return nil, err
 				}
 			}
@@ -261,7 +287,7 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 	if scaledToZero(w) {
 		p.warn("%s is scaled to 0: patched, but no pod runs the agent until it is scaled up", ref)
 	}
-	if rolls, why := rollsPods(w); !rolls {
+	if rolls, why := rollsPods(w, p.Remedy); !rolls && why != "" {
 		p.warn("%s", why)
 	}
 	if cfg.DryRun == DryRunClient {
@@ -286,12 +312,17 @@ func (p *Patcher) Patch(ctx context.Context, cfg Config) (*Result, error) {
 		return res, nil
 	}
 	res.Changed = !reflect.DeepEqual(w.template, after.template)
-	if res.Changed {
+	switch {
+	case cfg.Kind == KindCronJob && res.Changed:
+		p.status("%s: job template patched (agent %q as a native sidecar, target container %q, mode %s): the Jobs it starts from now on carry the agent; Jobs already running do not (%s adds it to their pods)", ref, spec.Name, spec.Target, spec.Mode, p.Remedy.Command("devpatch", "job/NAME"))
+	case cfg.Kind == KindCronJob:
+		p.status("%s: already patched, no change", ref)
+	case res.Changed:
 		p.status("%s: pod template patched (agent %q, target container %q, mode %s)", ref, spec.Name, spec.Target, spec.Mode)
-	} else {
+	default:
 		p.status("%s: already patched, no change (no rollout)", ref)
 	}
-	if cfg.Wait && !scaledToZero(after) {
+	if cfg.Wait && cfg.Kind != KindCronJob && !scaledToZero(after) {
 		if err := p.waitRollout(ctx, after, spec.Name, true, cfg.Timeout); err != nil {
 			return res, err
 		}
@@ -399,24 +430,23 @@ func (p *Patcher) patchPod(ctx context.Context, cfg Config, pl *plan) (*Result, 
 	spec := pl.spec
 	ref := pl.w.ref()
 	res := &Result{Kind: KindPod, Name: pod.Name, Ref: ref, Target: spec.Target, Mode: spec.Mode, Ephemeral: true}
-	ec := EphemeralAgent(spec)
-	patch := map[string]any{"spec": map[string]any{"ephemeralContainers": []corev1.EphemeralContainer{ec}}}
+	ec, patch := ephemeralPatch(spec)
 	var err error
 	if res.Applied, err = ToMap(patch); err != nil {
 		return nil, err
 	}
 	if owner := metav1.GetControllerOf(pod); owner != nil {
-		p.warn("%s belongs to %s/%s: the agent goes away when the pod is replaced; patch the %s to keep it", ref, strings.ToLower(owner.Kind), owner.Name, strings.ToLower(owner.Kind))
+		if owner.Kind == "Job" {
+			p.warn("%s belongs to job/%s: the agent goes away with the pod; %s adds it to every running pod of the Job", ref, owner.Name, p.Remedy.Command("devpatch", "job/"+owner.Name))
+		} else {
+			p.warn("%s belongs to %s/%s: the agent goes away when the pod is replaced; patch the %s to keep it", ref, strings.ToLower(owner.Kind), owner.Name, strings.ToLower(owner.Kind))
+		}
 	}
-	for _, existing := range pod.Spec.EphemeralContainers {
-		if existing.Name != spec.Name {
-			continue
-		}
-		for _, st := range pod.Status.EphemeralContainerStatuses {
-			if st.Name == spec.Name && st.State.Terminated != nil {
-				return nil, fmt.Errorf("%s: its ephemeral container %q has exited (%s) and cannot be restarted or removed: add another with --container-name %s-2, or delete the pod", ref, spec.Name, st.State.Terminated.Reason, spec.Name)
-			}
-		}
+	reused, err := existingEphemeral(pod, spec.Name, ref)
+	if err != nil {
+		return nil, err
+	}
+	if reused {
 		res.Reused = true
 		p.status("%s already has the ephemeral agent %q: reusing it", ref, spec.Name)
 		if cfg.DryRun == DryRunNone && cfg.Wait {
@@ -442,25 +472,8 @@ func (p *Patcher) patchPod(ctx context.Context, cfg Config, pl *plan) (*Result, 
 		return nil, err
 	}
 	res.Secret = action
-	body, err := json.Marshal(patch)
-	if err != nil {
+	if err := p.sendEphemeral(ctx, cfg, pod, spec, patch, ref); err != nil {
 		return nil, err
-	}
-	_, err = p.Client.CoreV1().Pods(cfg.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, body,
-		metav1.PatchOptions{FieldManager: cfg.FieldManager, DryRun: cfg.dryRunOpt()}, "ephemeralcontainers")
-	if err != nil {
-		if se, ok := err.(apierrors.APIStatus); ok && apierrors.IsNotFound(err) && (se.Status().Details == nil || se.Status().Details.Name == "") {
-			return nil, fmt.Errorf("this cluster does not support ephemeral containers (the pods/ephemeralcontainers subresource is not found): %s cannot get the agent without a restart; patch its workload instead", ref)
-		}
-		if apierrors.IsForbidden(err) {
-			return nil, forbiddenError(err)
-		}
-		return nil, fmt.Errorf("adding the ephemeral agent to %s: %w", ref, err)
-	}
-	// Record the agent on the pod, as on a pod template (for --list and devssh).
-	annot := corev1ac.Pod(pod.Name, cfg.Namespace).WithAnnotations(spec.Annotations())
-	if _, err := p.Client.CoreV1().Pods(cfg.Namespace).Apply(ctx, annot, metav1.ApplyOptions{FieldManager: cfg.FieldManager, DryRun: cfg.dryRunOpt()}); err != nil {
-		p.warn("%s: could not record the agent in its annotations: %v", ref, firstLine(err.Error()))
 	}
 	if cfg.DryRun == DryRunServer {
 		return res, nil
@@ -473,4 +486,54 @@ func (p *Patcher) patchPod(ctx context.Context, cfg Config, pl *plan) (*Result, 
 		res.Waited = true
 	}
 	return res, nil
+}
+
+// ephemeralPatch is the agent as an ephemeral container, and the patch of
+// the pods/ephemeralcontainers subresource that adds it.
+func ephemeralPatch(spec AgentSpec) (corev1.EphemeralContainer, map[string]any) {
+	ec := EphemeralAgent(spec)
+	return ec, map[string]any{"spec": map[string]any{"ephemeralContainers": []corev1.EphemeralContainer{ec}}}
+}
+
+// existingEphemeral is whether pod already has the ephemeral agent name;
+// one that has exited is an error (it can be neither restarted nor removed).
+func existingEphemeral(pod *corev1.Pod, name, ref string) (bool, error) {
+	for _, existing := range pod.Spec.EphemeralContainers {
+		if existing.Name != name {
+			continue
+		}
+		for _, st := range pod.Status.EphemeralContainerStatuses {
+			if st.Name == name && st.State.Terminated != nil {
+				return false, fmt.Errorf("%s: its ephemeral container %q has exited (%s) and cannot be restarted or removed: add another with --container-name %s-2, or delete the pod", ref, name, st.State.Terminated.Reason, name)
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// sendEphemeral adds the ephemeral agent to pod and records it in the
+// pod's annotations.
+func (p *Patcher) sendEphemeral(ctx context.Context, cfg Config, pod *corev1.Pod, spec AgentSpec, patch map[string]any, ref string) error {
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	_, err = p.Client.CoreV1().Pods(cfg.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, body,
+		metav1.PatchOptions{FieldManager: cfg.FieldManager, DryRun: cfg.dryRunOpt()}, "ephemeralcontainers")
+	if err != nil {
+		if se, ok := err.(apierrors.APIStatus); ok && apierrors.IsNotFound(err) && (se.Status().Details == nil || se.Status().Details.Name == "") {
+			return fmt.Errorf("this cluster does not support ephemeral containers (the pods/ephemeralcontainers subresource is not found): %s cannot get the agent without a restart; patch its workload instead", ref)
+		}
+		if apierrors.IsForbidden(err) {
+			return forbiddenError(err)
+		}
+		return fmt.Errorf("adding the ephemeral agent to %s: %w", ref, err)
+	}
+	// Record the agent on the pod, as on a pod template (for --list and devssh).
+	annot := corev1ac.Pod(pod.Name, cfg.Namespace).WithAnnotations(spec.Annotations())
+	if _, err := p.Client.CoreV1().Pods(cfg.Namespace).Apply(ctx, annot, metav1.ApplyOptions{FieldManager: cfg.FieldManager, DryRun: cfg.dryRunOpt()}); err != nil {
+		p.warn("%s: could not record the agent in its annotations: %v", ref, firstLine(err.Error()))
+	}
+	return nil
 }

@@ -43,11 +43,14 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		return nil, err
 	}
 	ref := w.ref()
-	if cfg.Kind == KindPod {
+	switch cfg.Kind {
+	case KindPod:
 		return nil, fmt.Errorf("%s: ephemeral containers cannot be removed; delete the pod to get rid of the agent (its controller, if any, creates a new one without it)", ref)
+	case KindJob:
+		return nil, fmt.Errorf("%s: its pods got the agent as ephemeral containers, which cannot be removed; it goes away when they end (or delete them)", ref)
 	}
 	res := &RemoveResult{Kind: cfg.Kind, Name: cfg.Name, Ref: ref}
-	own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, "spec", "template")
+	own, err := AnalyzeOwnership(w.meta, cfg.FieldManager, cfg.Kind.TemplatePath()...)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +88,7 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		}
 		res.Changed = !reflect.DeepEqual(w.template, preview.template)
 		if cfg.Diff {
-			if res.Diff, err = UnifiedDiff(ref+" spec.template", w.template, preview.template); err != nil {
+			if res.Diff, err = UnifiedDiff(ref+" "+strings.Join(cfg.Kind.TemplatePath(), "."), w.template, preview.template); err != nil {
 				return nil, err
 			}
 		}
@@ -118,8 +121,10 @@ func (p *Patcher) Remove(ctx context.Context, cfg Config) (*RemoveResult, error)
 		return res, fmt.Errorf("deleting secret/%s: %w", wire.SecretName(cfg.Name), err)
 	}
 	if res.Changed && cfg.Wait && !scaledToZero(w) {
-		if rolls, why := rollsPods(w); !rolls {
-			p.warn("%s", why)
+		if rolls, why := rollsPods(w, p.Remedy); !rolls {
+			if why != "" {
+				p.warn("%s", why)
+			}
 		} else {
 			if err := p.waitRollout(ctx, w, cfg.AgentContainer, false, cfg.Timeout); err != nil {
 				return res, err
@@ -136,6 +141,9 @@ func checkRemoved(removed, kept []string, after *workload) ([]string, []string) 
 	present := map[string]bool{}
 	for _, c := range after.template.Spec.Containers {
 		present[fmt.Sprintf("container %q", c.Name)] = true
+	}
+	for _, c := range after.template.Spec.InitContainers {
+		present[fmt.Sprintf("init container %q", c.Name)] = true
 	}
 	for _, v := range after.template.Spec.Volumes {
 		present[fmt.Sprintf("volume %q", v.Name)] = true

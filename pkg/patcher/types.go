@@ -27,10 +27,19 @@ const (
 	KindDaemonSet   Kind = "DaemonSet"
 	KindReplicaSet  Kind = "ReplicaSet"
 	KindPod         Kind = "Pod"
+	// KindCronJob is patched in spec.jobTemplate.spec.template: the Jobs it
+	// starts from then on carry the agent (see JobTemplate).
+	KindCronJob Kind = "CronJob"
+	// KindJob cannot change its pod template: its running pods get the
+	// agent as an ephemeral container, as a bare pod does.
+	KindJob Kind = "Job"
 )
 
 // Kinds lists the supported kinds, workloads first.
-var Kinds = []Kind{KindDeployment, KindStatefulSet, KindDaemonSet, KindReplicaSet, KindPod}
+var Kinds = []Kind{KindDeployment, KindStatefulSet, KindDaemonSet, KindReplicaSet, KindCronJob, KindJob, KindPod}
+
+// KindNames is the sentence that lists the supported kinds, for errors.
+const KindNames = "deployments, statefulsets, daemonsets, replicasets, cronjobs, jobs and pods"
 
 // KindForGroupKind returns the supported kind of an API group and kind.
 func KindForGroupKind(group, kind string) (Kind, bool) {
@@ -44,11 +53,42 @@ func KindForGroupKind(group, kind string) (Kind, bool) {
 
 // Group is the kind's API group.
 func (k Kind) Group() string {
-	if k == KindPod {
+	switch k {
+	case KindPod:
 		return ""
+	case KindCronJob, KindJob:
+		return "batch"
 	}
 	return "apps"
 }
+
+// APIVersion is the kind's group/version, as in an owner reference.
+func (k Kind) APIVersion() string {
+	switch k.Group() {
+	case "":
+		return "v1"
+	case "batch":
+		return "batch/v1"
+	}
+	return "apps/v1"
+}
+
+// TemplatePath is the field path of the kind's pod template
+// (spec.template; a CronJob's spec.jobTemplate.spec.template), or nil for
+// kinds whose pods cannot change through a template (pods and Jobs).
+func (k Kind) TemplatePath() []string {
+	switch k {
+	case KindPod, KindJob:
+		return nil
+	case KindCronJob:
+		return []string{"spec", "jobTemplate", "spec", "template"}
+	}
+	return []string{"spec", "template"}
+}
+
+// Ephemeral is whether the kind gets the agent as an ephemeral container
+// (a pod, or the running pods of a Job).
+func (k Kind) Ephemeral() bool { return k == KindPod || k == KindJob }
 
 // Resource is the kind's plural resource name.
 func (k Kind) Resource() string { return strings.ToLower(string(k)) + "s" }
@@ -72,7 +112,8 @@ func (k Kind) Ref(name string) string {
 
 // Short names an object the way a user types it, e.g. "deploy/demo".
 func (k Kind) Short(name string) string {
-	short := map[Kind]string{KindDeployment: "deploy", KindStatefulSet: "sts", KindDaemonSet: "ds", KindReplicaSet: "rs", KindPod: "pod"}
+	short := map[Kind]string{KindDeployment: "deploy", KindStatefulSet: "sts", KindDaemonSet: "ds", KindReplicaSet: "rs", KindPod: "pod",
+		KindCronJob: "cronjob", KindJob: "job"}
 	return short[k] + "/" + name
 }
 

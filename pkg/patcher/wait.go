@@ -9,9 +9,12 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 )
 
 // rolloutStatus says whether a workload has rolled out its latest pod
@@ -84,11 +87,11 @@ func rolloutStatus(w *workload) (string, bool, error) {
 }
 
 // rollsPods is whether a template change replaces the workload's pods by itself.
-func rollsPods(w *workload) (bool, string) {
+func rollsPods(w *workload, remedy kubectlcmd.Flags) (bool, string) {
 	switch o := w.obj.(type) {
 	case *appsv1.Deployment:
 		if o.Spec.Paused {
-			return false, fmt.Sprintf("%s is paused: its pods get the change when it is resumed (kubectl rollout resume %s)", w.ref(), w.kind.Short(o.Name))
+			return false, fmt.Sprintf("%s is paused: its pods get the change when it is resumed (%s)", w.ref(), remedy.Kubectl("rollout", "resume", w.kind.Short(o.Name)))
 		}
 	case *appsv1.StatefulSet:
 		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
@@ -100,6 +103,9 @@ func rollsPods(w *workload) (bool, string) {
 		}
 	case *appsv1.ReplicaSet:
 		return false, fmt.Sprintf("%s does not replace its running pods when its template changes: delete them to get the change", w.ref())
+	case *batchv1.CronJob:
+		// Its next Jobs get the change; nothing rolls (Patch says so).
+		return false, ""
 	}
 	return true, ""
 }
@@ -200,7 +206,7 @@ func (p *Patcher) waitRollout(ctx context.Context, w *workload, agentName string
 			last = msg
 		}
 	}
-	rolls, _ := rollsPods(w)
+	rolls, _ := rollsPods(w, p.Remedy)
 	for {
 		cur, err := getWorkload(ctx, p.Client, w.kind, w.meta.GetNamespace(), w.meta.GetName())
 		if err == nil {
@@ -226,7 +232,7 @@ func (p *Patcher) waitRollout(ctx context.Context, w *workload, agentName string
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("timed out after %s waiting for the rollout of %s (last status: %s); see kubectl describe %s and its pods", timeout, w.ref(), strings.TrimSuffix(last, "..."), w.kind.Short(w.meta.GetName()))
+				return fmt.Errorf("timed out after %s waiting for the rollout of %s (last status: %s); see %s and its pods", timeout, w.ref(), strings.TrimSuffix(last, "..."), p.Remedy.Kubectl("describe", w.kind.Short(w.meta.GetName())))
 			}
 			return ctx.Err()
 		case <-time.After(p.pollInterval()):

@@ -5,11 +5,13 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -26,7 +28,7 @@ func (w *workload) ref() string { return w.kind.Ref(w.meta.GetName()) }
 
 func (w *workload) ownerReference() metav1.OwnerReference {
 	return metav1.OwnerReference{
-		APIVersion: map[bool]string{true: "v1", false: "apps/v1"}[w.kind == KindPod],
+		APIVersion: w.kind.APIVersion(),
 		Kind:       string(w.kind),
 		Name:       w.meta.GetName(),
 		UID:        w.meta.GetUID(),
@@ -42,6 +44,10 @@ func newWorkload(kind Kind, obj runtime.Object) *workload {
 	case *appsv1.DaemonSet:
 		return &workload{kind: kind, obj: o, meta: o, template: &o.Spec.Template, selector: o.Spec.Selector}
 	case *appsv1.ReplicaSet:
+		return &workload{kind: kind, obj: o, meta: o, template: &o.Spec.Template, selector: o.Spec.Selector}
+	case *batchv1.CronJob:
+		return &workload{kind: kind, obj: o, meta: o, template: &o.Spec.JobTemplate.Spec.Template}
+	case *batchv1.Job:
 		return &workload{kind: kind, obj: o, meta: o, template: &o.Spec.Template, selector: o.Spec.Selector}
 	case *corev1.Pod:
 		return &workload{kind: kind, obj: o, meta: o, template: &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}}
@@ -64,6 +70,10 @@ func getWorkload(ctx context.Context, c kubernetes.Interface, kind Kind, ns, nam
 		obj, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, opts)
 	case KindReplicaSet:
 		obj, err = c.AppsV1().ReplicaSets(ns).Get(ctx, name, opts)
+	case KindCronJob:
+		obj, err = c.BatchV1().CronJobs(ns).Get(ctx, name, opts)
+	case KindJob:
+		obj, err = c.BatchV1().Jobs(ns).Get(ctx, name, opts)
 	case KindPod:
 		obj, err = c.CoreV1().Pods(ns).Get(ctx, name, opts)
 	default:
@@ -94,6 +104,8 @@ func applyWorkload(ctx context.Context, c kubernetes.Interface, kind Kind, ns st
 		obj, err = c.AppsV1().DaemonSets(ns).Apply(ctx, a, opts)
 	case *appsv1ac.ReplicaSetApplyConfiguration:
 		obj, err = c.AppsV1().ReplicaSets(ns).Apply(ctx, a, opts)
+	case *batchv1ac.CronJobApplyConfiguration:
+		obj, err = c.BatchV1().CronJobs(ns).Apply(ctx, a, opts)
 	default:
 		return nil, fmt.Errorf("unexpected apply configuration %T", ac)
 	}

@@ -45,6 +45,9 @@ const (
 type Config struct {
 	// Signer is the user's private key (see LoadSigner).
 	Signer ssh.Signer
+	// Devpatch is the devpatch command of the workload, with the user's
+	// flags, that errors suggest (default: "kubectl devpatch").
+	Devpatch string
 	// HostKey is the agent's pinned host key; a different key refuses the
 	// connection.
 	HostKey ssh.PublicKey
@@ -68,10 +71,19 @@ type Config struct {
 // is not the pinned one.
 type HostKeyMismatchError struct {
 	Got, Want, Source string
+	// Devpatch is the command to re-run (default: "kubectl devpatch").
+	Devpatch string
 }
 
 func (e *HostKeyMismatchError) Error() string {
-	return fmt.Sprintf("the agent's host key %s does not match the one in %s (%s): refusing to connect (re-run kubectl devpatch if the Secret was recreated)", e.Got, e.Source, e.Want)
+	return fmt.Sprintf("the agent's host key %s does not match the one in %s (%s): refusing to connect (re-run %s if the Secret was recreated)", e.Got, e.Source, e.Want, orDevpatch(e.Devpatch))
+}
+
+func orDevpatch(cmd string) string {
+	if cmd == "" {
+		return "kubectl devpatch"
+	}
+	return cmd
 }
 
 // LoadSigner reads an unencrypted private key file (the identity devpatch
@@ -115,7 +127,7 @@ func (c Config) ClientConfig() *ssh.ClientConfig {
 				if pinned != nil {
 					want = ssh.FingerprintSHA256(pinned)
 				}
-				return &HostKeyMismatchError{Got: ssh.FingerprintSHA256(key), Want: want, Source: c.HostKeySource}
+				return &HostKeyMismatchError{Got: ssh.FingerprintSHA256(key), Want: want, Source: c.HostKeySource, Devpatch: c.Devpatch}
 			}
 			return nil
 		},
@@ -169,7 +181,7 @@ func NewClient(conn net.Conn, c Config) (*Client, error) {
 			return nil, hk
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("the agent refused the key %s: add it with kubectl devpatch (or choose another with --identity)", ssh.FingerprintSHA256(c.Signer.PublicKey()))
+			return nil, fmt.Errorf("the agent refused the key %s: add it with %s (or choose another with --identity)", ssh.FingerprintSHA256(c.Signer.PublicKey()), orDevpatch(c.Devpatch))
 		}
 		return nil, fmt.Errorf("SSH handshake with the agent: %w", err)
 	}

@@ -318,7 +318,7 @@ func TestDevpatchBadInput(t *testing.T) {
 	}{
 		{[]string{"deploy/nope"}, fmt.Sprintf(`error: deployments.apps "nope" not found in namespace %q`, ns)},
 		{[]string{"frobs/x"}, `the server doesn't have a resource type "frobs"`},
-		{[]string{"svc/x"}, "works on deployments, statefulsets, daemonsets, replicasets and pods"},
+		{[]string{"svc/x"}, "works on deployments, statefulsets, daemonsets, replicasets, cronjobs, jobs and pods, not on service"},
 		{[]string{"deploy/demo", "-c", "nope"}, `container "nope" not found in deployment.apps/demo; its containers are: app`},
 		{[]string{"deploy/demo", "--field-manager", "kubectl-mine"}, "Flux"},
 	} {

@@ -378,7 +378,8 @@ func TestDevsshDemoPython(t *testing.T) {
 		stranger := filepath.Join(dir, "id_stranger")
 		os.WriteFile(stranger, priv, 0o600)
 		r := devssh(t, ns, nil, "deploy/demo", "--identity", stranger, "--", "true")
-		if r.ExitCode != 255 || !strings.Contains(r.Stderr, "refused the key") {
+		// The remedy carries the -n given, so that pasting it authorizes the key here.
+		if r.ExitCode != 255 || !strings.Contains(r.Stderr, "refused the key") || !strings.Contains(r.Stderr, "add it with kubectl devpatch -n "+ns+" deploy/demo") {
 			t.Fatalf("unknown key: exit %d, stderr %q", r.ExitCode, r.Stderr)
 		}
 		o := setupOpenSSH(t, ns)
@@ -508,7 +509,7 @@ func TestDevsshDemoPython(t *testing.T) {
 		patch := fmt.Sprintf(`{"stringData":{%q:%q}}`, keys.HostPublicKeyFile, otherPub+"\n")
 		env.KubectlT(t, "-n", ns, "patch", "secret", "demo-devagent", "--type=merge", "-p", patch)
 		r := devssh(t, ns, nil, "deploy/demo", "--", "true")
-		if r.ExitCode != 255 || !strings.Contains(r.Stderr, "does not match") {
+		if r.ExitCode != 255 || !strings.Contains(r.Stderr, "does not match") || !strings.Contains(r.Stderr, "re-run kubectl devpatch -n "+ns+" deploy/demo") {
 			t.Fatalf("changed host key: exit %d, stderr %q", r.ExitCode, r.Stderr)
 		}
 	})

@@ -443,7 +443,8 @@ func TestDevsyncUnpatched(t *testing.T) {
 	ns := env.Namespace(t)
 	env.CreateDeployment(t, ns, env.DemoDeployment("demo", env.Image("demo-python", "latest")))
 	r := devsync(t, ns, t.TempDir(), "deploy/demo", "--once")
-	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "kubectl devpatch deploy/demo") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+	// The remedy carries the -n the user gave: pasting it patches this namespace.
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "kubectl devpatch -n "+ns+" deploy/demo") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
 		t.Fatalf("exit %d, stderr %q", r.ExitCode, r.Stderr)
 	}
 }

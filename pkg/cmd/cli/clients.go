@@ -12,7 +12,9 @@ import (
 // from kubectl's factory: the namespace, the clients and the folder of the
 // user's key pair beside the kubeconfig.
 type Clients struct {
-	Namespace  string
+	Namespace string
+	// ExplicitNS is whether the user gave -n.
+	ExplicitNS bool
 	RESTConfig *rest.Config
 	Client     kubernetes.Interface
 	KeyDir     string
@@ -22,7 +24,7 @@ type Clients struct {
 func ClientsFrom(f cmdutil.Factory) (Clients, error) {
 	var c Clients
 	var err error
-	if c.Namespace, _, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
+	if c.Namespace, c.ExplicitNS, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
 		return c, err
 	}
 	if c.RESTConfig, err = f.ToRESTConfig(); err != nil {

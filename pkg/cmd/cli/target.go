@@ -74,6 +74,10 @@ func (t Target) AliasKind() string {
 		return "rs"
 	case "po", "pod", "pods":
 		return "pod"
+	case "cj", "cronjob", "cronjobs":
+		return "cronjob"
+	case "job", "jobs":
+		return "job"
 	}
 	return strings.ToLower(t.Type)
 }
@@ -108,7 +112,7 @@ func ResolveKind(mapper meta.RESTMapper, typ string) (patcher.Kind, error) {
 	}
 	k, ok := patcher.KindForGroupKind(gvk.Group, gvk.Kind)
 	if !ok {
-		return "", fmt.Errorf("kubectl devpatch works on deployments, statefulsets, daemonsets, replicasets and pods, not on %s", strings.TrimSuffix(strings.ToLower(gvk.Kind)+"."+gvk.Group, "."))
+		return "", fmt.Errorf("kubectl devpatch works on %s, not on %s", patcher.KindNames, strings.TrimSuffix(strings.ToLower(gvk.Kind)+"."+gvk.Group, "."))
 	}
 	return k, nil
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 	"github.com/kubectl-dev/kubectl-dev/pkg/version"
 )
@@ -54,10 +55,12 @@ type VersionOptions struct {
 	// Filled by Complete (tests may set them first).
 	Namespace  string
 	ExplicitNS bool
-	Kind       patcher.Kind
-	Name       string
-	Typed      string // the workload as the user typed it
-	Client     kubernetes.Interface
+	// Remedy holds the flags the suggested commands repeat.
+	Remedy kubectlcmd.Flags
+	Kind   patcher.Kind
+	Name   string
+	Typed  string // the workload as the user typed it
+	Client kubernetes.Interface
 }
 
 var versionLong = templates.LongDesc(`
@@ -116,6 +119,7 @@ func (o *VersionOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []
 			return err
 		}
 	}
+	o.Remedy = RemedyFlagsFor(cmd, o.Namespace, o.ExplicitNS)
 	if o.Kind == "" {
 		mapper, err := f.ToRESTMapper()
 		if err != nil {
@@ -192,13 +196,14 @@ func (o *VersionOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// target is the workload as a user types it, with -n when it was given.
+// target is the workload as a user types it, after the flags that remedies
+// repeat (-n, --context, --kubeconfig; see RemedyFlags).
 func (o *VersionOptions) target() string {
-	t := o.Kind.Short(o.Name)
-	if o.ExplicitNS {
-		t = "-n " + o.Namespace + " " + t
+	remedy := o.Remedy
+	if remedy.Args() == nil && o.ExplicitNS {
+		remedy = kubectlcmd.New(o.Namespace, true)
 	}
-	return t
+	return strings.TrimPrefix(remedy.Command("devpatch", o.Kind.Short(o.Name)), "kubectl devpatch ")
 }
 
 func orNone(s string) string {

@@ -18,7 +18,13 @@ import (
 
 // workloadTypes are the TYPE words offered before the slash, long and short.
 var workloadTypes = []string{
-	"deployment", "deploy", "statefulset", "sts", "daemonset", "ds", "replicaset", "rs", "pod", "po",
+	"deployment", "deploy", "statefulset", "sts", "daemonset", "ds", "replicaset", "rs", "cronjob", "cj", "job", "pod", "po",
+}
+
+// connectTypes are those of devssh and devsync: a CronJob has no pods of
+// its own (its Jobs do).
+var connectTypes = []string{
+	"deployment", "deploy", "statefulset", "sts", "daemonset", "ds", "replicaset", "rs", "job", "pod", "po",
 }
 
 // listNames lists the names of one workload type in a namespace.
@@ -58,6 +64,22 @@ func listNames(ctx context.Context, cs kubernetes.Interface, ns, typ string) ([]
 		for _, o := range l.Items {
 			names = append(names, o.Name)
 		}
+	case "cronjob", "cj", "cronjobs":
+		l, err := cs.BatchV1().CronJobs(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range l.Items {
+			names = append(names, o.Name)
+		}
+	case "job", "jobs":
+		l, err := cs.BatchV1().Jobs(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range l.Items {
+			names = append(names, o.Name)
+		}
 	case "pod", "po", "pods":
 		l, err := cs.CoreV1().Pods(ns).List(ctx, opts)
 		if err != nil {
@@ -73,11 +95,11 @@ func listNames(ctx context.Context, cs kubernetes.Interface, ns, typ string) ([]
 
 // completeWorkload completes one TYPE/NAME word: the types first, then the
 // names of that type in the namespace.
-func completeWorkload(ctx context.Context, cs kubernetes.Interface, ns, toComplete string) ([]string, cobra.ShellCompDirective) {
+func completeWorkload(ctx context.Context, cs kubernetes.Interface, ns, toComplete string, types []string) ([]string, cobra.ShellCompDirective) {
 	typ, prefix, ok := strings.Cut(toComplete, "/")
 	if !ok {
 		var out []string
-		for _, t := range workloadTypes {
+		for _, t := range types {
 			if strings.HasPrefix(t, toComplete) {
 				out = append(out, t+"/")
 			}
@@ -97,9 +119,20 @@ func completeWorkload(ctx context.Context, cs kubernetes.Interface, ns, toComple
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-// WorkloadArg completes the TYPE/NAME argument at position pos
-// (0-based) and leaves the other positions to the shell's file completion.
+// WorkloadArg completes the TYPE/NAME argument of devpatch (every kind it
+// patches) at position pos (0-based) and leaves the other positions to the
+// shell's file completion.
 func WorkloadArg(f cmdutil.Factory, pos int) cobra.CompletionFunc {
+	return typedArg(f, pos, workloadTypes)
+}
+
+// TargetArg is WorkloadArg for devssh and devsync, which reach pods: no
+// cronjobs (their Jobs are offered).
+func TargetArg(f cmdutil.Factory, pos int) cobra.CompletionFunc {
+	return typedArg(f, pos, connectTypes)
+}
+
+func typedArg(f cmdutil.Factory, pos int, types []string) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if len(args) != pos {
 			if len(args) < pos {
@@ -113,7 +146,7 @@ func WorkloadArg(f cmdutil.Factory, pos int) cobra.CompletionFunc {
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 		defer cancel()
-		return completeWorkload(ctx, cs, ns, toComplete)
+		return completeWorkload(ctx, cs, ns, toComplete, types)
 	}
 }
 

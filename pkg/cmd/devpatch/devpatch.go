@@ -27,6 +27,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/patcher"
 )
 
@@ -36,13 +37,15 @@ var (
 		"kubectl devsync" can work inside its pods.
 
 		TYPE is a workload with a pod template (deployment, statefulset, daemonset,
-		replicaset, short names as kubectl accepts them) or a pod. The patch is applied
+		replicaset, cronjob, short names as kubectl accepts them), a job or a pod. The patch is applied
 		with server-side apply under a field manager of its own ("devpatch"): it sets
 		shareProcessNamespace, adds the agent container, a read-only volume from the
 		Secret NAME-devagent (the agent's SSH host key and your public key) and a few
 		annotations. "kubectl devpatch --remove" applies an empty object with the same
 		field manager, so exactly those fields go away, unless another field manager
-		also set them. A bare pod gets the agent as an ephemeral container, which
+		also set them. A CronJob is patched in its job template: the Jobs it starts
+		from then on carry the agent. A bare pod, and the running pods of a Job (whose
+		pod template cannot change), get the agent as an ephemeral container, which
 		cannot be removed.
 
 		--mode picks how the agent reaches the app's files: same-user (the app's uid and
@@ -67,6 +70,12 @@ var (
 
 		# Add the agent to a bare pod, as an ephemeral container
 		kubectl devpatch pod/debug-me
+
+		# Add the agent to the Jobs a CronJob starts from now on
+		kubectl devpatch cronjob/nightly
+
+		# Add the agent to the running pods of a Job, as ephemeral containers
+		kubectl devpatch job/nightly-28871234
 
 		# List the patched workloads of all namespaces
 		kubectl devpatch --list -A
@@ -100,6 +109,8 @@ type PatchOptions struct {
 	Namespace      string
 	ExplicitNS     bool
 	DryRunStrategy cmdutil.DryRunStrategy
+	// Remedy holds the flags the commands this run suggests repeat.
+	Remedy         kubectlcmd.Flags
 	Kind           patcher.Kind
 	Name           string
 	Client         kubernetes.Interface
@@ -184,6 +195,7 @@ func (o *PatchOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []st
 			return err
 		}
 	}
+	o.Remedy = cli.RemedyFlagsFor(cmd, o.Namespace, o.ExplicitNS)
 	if o.DryRunStrategy, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
 	}
@@ -271,6 +283,12 @@ func (o *PatchOptions) Validate() error {
 	if o.Remove && o.Kind == patcher.KindPod {
 		return fmt.Errorf("pod/%s: ephemeral containers cannot be removed; delete the pod to get rid of the agent (its controller, if any, creates a new one without it)", o.Name)
 	}
+	if o.Remove && o.Kind == patcher.KindJob {
+		return fmt.Errorf("job/%s: its pods got the agent as ephemeral containers, which cannot be removed; it goes away when they end (or delete them)", o.Name)
+	}
+	if o.Supervise && (o.Kind == patcher.KindJob || o.Kind == patcher.KindCronJob) {
+		return fmt.Errorf("%s: --supervise works on deployments, statefulsets, daemonsets and replicasets: patch without it", o.Kind.Short(o.Name))
+	}
 	if (o.Remove || o.List) && (o.Supervise || len(o.Command) > 0) {
 		return fmt.Errorf("--supervise and --command only work when patching (--remove undoes --supervise)")
 	}
@@ -291,7 +309,7 @@ func (o *PatchOptions) Run(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	p := &patcher.Patcher{Client: o.Client, Status: o.ErrOut, Warn: func(s string) { o.warningPrinter.Print(s) }}
+	p := &patcher.Patcher{Client: o.Client, Status: o.ErrOut, Warn: func(s string) { o.warningPrinter.Print(s) }, Remedy: o.Remedy}
 	if o.List {
 		return o.runList(ctx, p)
 	}
@@ -335,6 +353,12 @@ func (o *PatchOptions) Run(ctx context.Context) error {
 	}
 	verb := "patched"
 	switch {
+	case res.Kind == patcher.KindJob && res.Reused && !res.Ephemeral:
+		verb = "unchanged (its pod template carries the agent)"
+	case res.Kind == patcher.KindJob && res.Reused:
+		verb = fmt.Sprintf("unchanged (the ephemeral agent is already in pod/%s)", strings.Join(res.Pods, ", pod/"))
+	case res.Kind == patcher.KindJob:
+		verb = fmt.Sprintf("patched (ephemeral agent in its running pod/%s)", strings.Join(res.Pods, ", pod/"))
 	case res.Ephemeral && res.Reused:
 		verb = "unchanged (the ephemeral agent is already there)"
 	case res.Ephemeral:
@@ -351,13 +375,21 @@ func (o *PatchOptions) Run(ctx context.Context) error {
 
 func (o *PatchOptions) printNext(w io.Writer, res *patcher.Result) {
 	target := res.Kind.Short(res.Name)
-	ns := ""
-	if o.ExplicitNS {
-		ns = " -n " + o.Namespace
+	if res.Kind == patcher.KindCronJob {
+		// A CronJob has no pods of its own: its Jobs do.
+		fmt.Fprintf(w, "Next, once it has started a Job (or start one: %s):\n  %s\n  %s\n",
+			o.Remedy.Command("create", "job", "NAME", "--from="+target),
+			o.Remedy.Command("devssh", "job/NAME"), o.Remedy.Command("devsync", "./src", "job/NAME"))
+	} else {
+		fmt.Fprintf(w, "Next:\n  %s\n  %s\n", o.Remedy.Command("devssh", target), o.Remedy.Command("devsync", "./src", target))
 	}
-	fmt.Fprintf(w, "Next:\n  kubectl devssh%s %s\n  kubectl devsync%s ./src %s\n", ns, target, ns, target)
-	if !res.Ephemeral {
-		fmt.Fprintf(w, "Undo with: kubectl devpatch%s --remove %s\n", ns, target)
+	if !res.Ephemeral && res.Kind != patcher.KindJob {
+		undo := []string{"--remove", target}
+		if o.FieldManager != patcher.DefaultFieldManager {
+			// Only the manager that patched can remove what it owns.
+			undo = append(undo, "--field-manager="+o.FieldManager)
+		}
+		fmt.Fprintf(w, "Undo with: %s\n", o.Remedy.Command("devpatch", undo...))
 	}
 }
 

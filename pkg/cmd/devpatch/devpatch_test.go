@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -30,6 +31,8 @@ func TestValidate(t *testing.T) {
 		{"bad mode", func(o *PatchOptions) { o.Mode = "sudo" }, "--mode must be one of"},
 		{"-A without --list", func(o *PatchOptions) { o.AllNamespaces = true }, "only works with --list"},
 		{"remove a pod", func(o *PatchOptions) { o.Remove, o.Kind = true, patcher.KindPod }, "ephemeral containers cannot be removed"},
+		{"remove a job", func(o *PatchOptions) { o.Remove, o.Kind = true, patcher.KindJob }, "cannot be removed"},
+		{"supervise a cronjob", func(o *PatchOptions) { o.Supervise, o.Kind = true, patcher.KindCronJob }, "--supervise works on deployments"},
 		{"timeout", func(o *PatchOptions) { o.Timeout = 0 }, "--timeout must be positive"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,5 +118,31 @@ func TestCommandPatchesListsAndRemoves(t *testing.T) {
 	}
 	if _, _, err = run("deploy/demo", "-c", "nope"); err == nil || !strings.Contains(err.Error(), "its containers are: app") {
 		t.Errorf("-c nope: %v", err)
+	}
+
+	// A CronJob: its job template gets the agent as a native sidecar.
+	client.BatchV1().CronJobs("test").Create(ctx, &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "test"},
+		Spec: batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{Name: "app", Image: "demo"}}}}}}},
+	}, metav1.CreateOptions{})
+	out, _, err = run("cj/nightly", "--dry-run=client", "-o", "yaml")
+	if err != nil || !strings.Contains(out, "kind: CronJob") || !strings.Contains(out, "jobTemplate:") || !strings.Contains(out, "restartPolicy: Always") {
+		t.Errorf("cj/nightly -o yaml: %v\n%s", err, out)
+	}
+	out, _, err = run("cronjob/nightly")
+	if err != nil || !strings.Contains(out, "cronjob.batch/nightly patched") || !strings.Contains(out, "kubectl create -n test job NAME --from=cronjob/nightly") ||
+		!strings.Contains(out, "kubectl devssh -n test job/NAME") {
+		t.Errorf("cronjob/nightly: %v\n%s", err, out)
+	}
+	out, _, err = run("--remove", "cronjob/nightly")
+	if err != nil || !strings.Contains(out, `cronjob.batch/nightly: removed volume "devagent-keys", init container "devagent"`) {
+		t.Errorf("--remove cronjob/nightly: %v\n%s", err, out)
+	}
+	// The undo a user pastes names the field manager that patched.
+	out, _, err = run("deploy/demo", "--field-manager", "team-x")
+	if err != nil || !strings.Contains(out, "Undo with: kubectl devpatch -n test --remove deploy/demo --field-manager=team-x") {
+		t.Errorf("--field-manager team-x: %v\n%s", err, out)
 	}
 }

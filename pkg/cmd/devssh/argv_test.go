@@ -105,7 +105,8 @@ func TestArgv(t *testing.T) {
 	})
 	t.Run("an unpatched workload names the fix", func(t *testing.T) {
 		_, _, err := run(t, a, "deployment/plain", id, "--", "true")
-		if exitCode(err) != 255 || !strings.Contains(err.Error(), `run "kubectl devpatch deployment/plain" first`) {
+		// The fake kubeconfig's namespace is "ns": the remedy names it.
+		if exitCode(err) != 255 || !strings.Contains(err.Error(), `run "kubectl devpatch -n ns deployment/plain" first`) {
 			t.Fatalf("exit %d: %v", exitCode(err), err)
 		}
 	})

@@ -29,6 +29,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/cli"
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/sshclient"
 	"github.com/kubectl-dev/kubectl-dev/pkg/wire"
@@ -45,7 +46,9 @@ var (
 		the agent's own busybox shell with the app's files at $DEVSSH_APP_ROOT;
 		--target chooses. The agent's host key is pinned from the workload's Secret.
 
-		The workload must have been patched with "kubectl devpatch" first.`)
+		TYPE/NAME is a workload, a job (its newest running pod, as kubectl logs
+		job/NAME picks) or a pod. The workload must have been patched with
+		"kubectl devpatch" first.`)
 
 	sshExample = templates.Examples(`
 		# Open a shell in the app's view of a deployment's pod
@@ -68,6 +71,8 @@ var (
 type Options struct {
 	genericiooptions.IOStreams
 
+	// Remedy holds the flags the commands errors suggest repeat.
+	Remedy            kubectlcmd.Flags
 	Container         string
 	Forwards          []string
 	Stdio             bool
@@ -122,7 +127,7 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Long:                  sshLong,
 		Example:               sshExample,
 		Args:                  cobra.MinimumNArgs(1),
-		ValidArgsFunction:     complete.WorkloadArg(f, 0),
+		ValidArgsFunction:     complete.TargetArg(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.speculate = true
 			if err := o.Complete(f, cmd, args); err != nil {
@@ -177,6 +182,7 @@ func (o *Options) completeClients(f cmdutil.Factory, cmd *cobra.Command) error {
 		return err
 	}
 	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
+	o.Remedy = cli.RemedyFlagsFor(cmd, c.Namespace, c.ExplicitNS)
 	o.Context, _ = cmd.Flags().GetString("context")
 	if o.Context == "" {
 		if raw, err := f.ToRawKubeConfigLoader().RawConfig(); err == nil {
@@ -236,7 +242,7 @@ func (o *Options) startSpeculation(ctx context.Context) {
 		return
 	}
 	o.hint = h
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		return // Run reports it
 	}
@@ -298,7 +304,7 @@ func connectionFailed(err error) error {
 func (o *Options) connector(signer ssh.Signer) *agentconn.Connector {
 	return &agentconn.Connector{
 		Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
-		Dialer: o.Dialer, Signer: signer,
+		Dialer: o.Dialer, Signer: signer, Remedy: o.Remedy,
 	}
 }
 
@@ -343,7 +349,7 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		return connectionFailed(err)
 	}

@@ -136,7 +136,9 @@ func TestArgvErrors(t *testing.T) {
 		{"two actions", []string{local, "demo-1", id, "--restart", "--signal", "HUP"}, "choose one of --restart, --signal and --exec", 0},
 		{"a missing LOCAL_DIR", []string{filepath.Join(local, "nope"), "demo-1", id}, "LOCAL_DIR " + filepath.Join(local, "nope"), 0},
 		{"a missing object", []string{local, "deployment/nope", id, "--once"}, `"nope" not found`, 0},
-		{"an unpatched workload names the fix", []string{local, "deployment/plain", id, "--once"}, `run "kubectl devpatch deployment/plain" first`, 1},
+		// The fake kubeconfig's namespace is "ns": the remedy names it.
+		{"an unpatched workload names the fix", []string{local, "deployment/plain", id, "--once"}, `run "kubectl devpatch -n ns deployment/plain" first`, 1},
+		{"an unknown -c names the containers", []string{local, "demo-1", id, "--once", "-c", "nosuch"}, `container "nosuch" not found in pod/demo-1; its containers are: app`, 0},
 		{"a missing default identity names the fix", []string{local, "demo-1", "--once"}, "no identity at", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {

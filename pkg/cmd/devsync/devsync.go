@@ -30,6 +30,7 @@ import (
 	"github.com/kubectl-dev/kubectl-dev/pkg/cmd/complete"
 	"github.com/kubectl-dev/kubectl-dev/pkg/filesync"
 	"github.com/kubectl-dev/kubectl-dev/pkg/keys"
+	"github.com/kubectl-dev/kubectl-dev/pkg/kubectlcmd"
 	"github.com/kubectl-dev/kubectl-dev/pkg/portforward"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncengine"
 	"github.com/kubectl-dev/kubectl-dev/pkg/syncproto"
@@ -48,7 +49,8 @@ var (
 		pod is replaced or the container restarts, devsync follows the workload to
 		its new pod, syncs again, and keeps watching.
 
-		The workload must have been patched with "kubectl devpatch" first.`)
+		TYPE/NAME is a workload, a job (its newest running pod) or a pod. The
+		workload must have been patched with "kubectl devpatch" first.`)
 
 	syncExample = templates.Examples(`
 		# Sync ./src into the app's working directory and keep watching
@@ -65,6 +67,8 @@ var (
 type Options struct {
 	genericiooptions.IOStreams
 
+	// Remedy holds the flags the commands errors suggest repeat.
+	Remedy            kubectlcmd.Flags
 	Container         string
 	Dest              string
 	Once              bool
@@ -117,7 +121,7 @@ func newCmd(f cmdutil.Factory, o *Options) *cobra.Command {
 		Long:                  syncLong,
 		Example:               syncExample,
 		Args:                  cobra.ArbitraryArgs,
-		ValidArgsFunction:     complete.WorkloadArg(f, 1),
+		ValidArgsFunction:     complete.TargetArg(f, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err
@@ -165,6 +169,7 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		return err
 	}
 	o.Namespace, o.RESTConfig, o.Client, o.KeyDir = c.Namespace, c.RESTConfig, c.Client, c.KeyDir
+	o.Remedy = cli.RemedyFlagsFor(cmd, c.Namespace, c.ExplicitNS)
 	target, err := cli.ParsePodOrTarget(o.TypeName)
 	if err != nil {
 		return cmdutil.UsageErrorf(cmd, "%s", err.Error())
@@ -300,7 +305,7 @@ func (o *Options) Run(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	defer o.predial.Close()
-	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName)
+	signer, err := agentconn.LoadIdentity(o.identityFile(), o.Identity != "", o.TypeName, o.Remedy)
 	if err != nil {
 		var ni *agentconn.NoIdentityError
 		if errors.As(err, &ni) {
@@ -315,7 +320,7 @@ func (o *Options) Run(ctx context.Context) error {
 	conn := &syncengine.AgentConnector{
 		Conn: &agentconn.Connector{
 			Client: o.Client, Object: o.Object, Ref: o.TypeName, Container: o.Container,
-			Dialer: o.Dialer, Signer: signer, KeepaliveInterval: 5 * time.Second,
+			Dialer: o.Dialer, Signer: signer, KeepaliveInterval: 5 * time.Second, Remedy: o.Remedy,
 		},
 		Client:   o.Client,
 		Dest:     o.Dest,
@@ -332,7 +337,7 @@ func (o *Options) Run(ctx context.Context) error {
 	var oe *syncengine.OnceError
 	switch {
 	case errors.As(err, &np):
-		return exitError(1, "%s has no devagent: run \"kubectl devpatch %s\" first", o.TypeName, o.TypeName)
+		return exitError(1, "%s has no devagent: run \"%s\" first", o.TypeName, o.Remedy.Command("devpatch", o.TypeName))
 	case errors.As(err, &oe):
 		return exitError(1, "%v", oe.Err)
 	}

@@ -25,6 +25,10 @@ var Resources = []*metav1.APIResourceList{
 		{Name: "daemonsets", Kind: "DaemonSet", Namespaced: true, ShortNames: []string{"ds"}, Verbs: []string{"get"}},
 		{Name: "replicasets", Kind: "ReplicaSet", Namespaced: true, ShortNames: []string{"rs"}, Verbs: []string{"get"}},
 	}},
+	{GroupVersion: "batch/v1", APIResources: []metav1.APIResource{
+		{Name: "cronjobs", Kind: "CronJob", Namespaced: true, ShortNames: []string{"cj"}, Verbs: []string{"get"}},
+		{Name: "jobs", Kind: "Job", Namespaced: true, Verbs: []string{"get"}},
+	}},
 }
 
 // Mapper is a RESTMapper over Resources, with short names expanded as a
