@@ -181,11 +181,20 @@ func TestAutoCompression(t *testing.T) {
 		c := testSession(t, appRoot, filesync.ClientOptions{Compress: tt.mode})
 		testDelay = 0
 		z, why, rtt := c.Compression()
+		if tt.mode == filesync.CompressAuto && tt.delay == 0 && rtt >= filesync.AutoCompressRTT {
+			// A loaded machine (the race detector, parallel packages) can
+			// take longer than the threshold over an in-process pipe: auto
+			// then rightly compresses. The rule is what is tested.
+			tt.want, tt.why = true, "a network link"
+		}
 		if z != tt.want || !strings.Contains(why, tt.why) {
 			t.Errorf("mode %d, read delay %s: compress %v (%s), want %v (%s)", tt.mode, tt.delay, z, why, tt.want, tt.why)
 		}
-		if tt.delay > 0 && rtt < tt.delay {
-			t.Errorf("measured round trip %s under a read delay of %s", rtt, tt.delay)
+		// The delayed read may start sleeping before the client's clock
+		// starts, so the measure can fall a little short of the delay; it
+		// must still clear the threshold that the decision is made on.
+		if tt.delay > 0 && rtt < filesync.AutoCompressRTT {
+			t.Errorf("measured round trip %s under a read delay of %s, below auto's threshold %s", rtt, tt.delay, filesync.AutoCompressRTT)
 		}
 		// The session works either way.
 		if err := c.List(context.Background(), "", func(syncproto.Entry) error { return nil }); err != nil {

@@ -174,12 +174,13 @@ func (b *bench) loop(ctx context.Context, pod *corev1.Pod, res *results) error {
 		if _, err := b.kubectl(ctx, nil, "-n", b.ns, "set", "image", "deploy/"+loopDeploy, "app="+image+"@"+digest); err != nil {
 			return err
 		}
-		if _, err := b.kubectl(ctx, nil, "-n", b.ns, "rollout", "status", "deploy/"+loopDeploy, "--timeout", "3m"); err != nil {
-			return err
+		name, err := b.newPodReady(ctx, image+"@"+digest, 3*time.Minute)
+		if err != nil {
+			return fmt.Errorf("basic loop, edit %d: %w", i, err)
 		}
 		r.rollout = time.Since(t)
 		t = time.Now()
-		if err := b.answerThroughPortForward(ctx, image+"@"+digest, e.want); err != nil {
+		if err := b.answerThroughPortForward(ctx, name, e.want); err != nil {
 			return fmt.Errorf("basic loop, edit %d: %w", i, err)
 		}
 		r.basicAnswer = time.Since(t)
@@ -232,23 +233,32 @@ func pushTime(progress string) time.Duration {
 	return d
 }
 
-// answerThroughPortForward finds the ready pod of the loop deployment that
-// runs image, forwards a local port to it with `kubectl port-forward` (over
-// the link) and waits for want.
-func (b *bench) answerThroughPortForward(ctx context.Context, image, want string) error {
-	pods, err := b.env.Client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + loopDeploy})
-	if err != nil {
-		return err
-	}
-	name := ""
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image == image && podReady(&p) {
-			name = p.Name
+// newPodReady waits until a pod of the loop deployment that runs image is
+// Ready and returns its name. It watches the pods directly (not over the
+// link): the basic loop's rollout ends when the new pod can answer, not
+// when the old one is gone, as `kubectl rollout status` would wait for.
+func (b *bench) newPodReady(ctx context.Context, image string, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		pods, err := b.env.Client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + loopDeploy})
+		if err != nil {
+			return "", err
 		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image == image && podReady(&p) {
+				return p.Name, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no pod of deploy/%s running %s was Ready within %s", loopDeploy, image, within)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if name == "" {
-		return fmt.Errorf("no ready pod of deploy/%s runs %s after its rollout", loopDeploy, image)
-	}
+}
+
+// answerThroughPortForward forwards a local port to pod name with
+// `kubectl port-forward` (over the link) and waits for want.
+func (b *bench) answerThroughPortForward(ctx context.Context, name, want string) error {
 	cmd := exec.Command(b.env.Kubectl, "-n", b.ns, "port-forward", "pod/"+name, ":8080")
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -362,8 +362,8 @@ One edit of the demo app (demo-python's ` + "`/add/2/3`" + ` changes its answer)
 new answer comes back through a forward, ` + "`make bench`" + ` (` + "`go run ./test/bench --only loop --profile P`" + ` for this table
 alone). **Basic loop**: BuildKit (rootless, a running daemon with its cache, as docker, buildx or a CI
 builder has) rebuilds the image from its Dockerfile and pushes it; ` + "`kubectl set image`" + ` to the new digest;
-` + "`kubectl rollout status`" + ` until the new pod is Ready (the node pulls the changed layer; readiness probe every
-second); ` + "`kubectl port-forward`" + ` to the new pod answers. **In place**: ` + "`kubectl devsync --restart`" + ` (a
+until the new pod is Ready (the node pulls the changed layer; readiness probe every second; the
+old pod's end is not waited for, as ` + "`kubectl rollout status`" + ` would); ` + "`kubectl port-forward`" + ` to the new pod answers. **In place**: ` + "`kubectl devsync --restart`" + ` (a
 watching session) sends the edit and restarts the app process (` + "`devpatch --supervise`" + `); a ` + "`kubectl devssh -L`" + `
 forward started once answers. Push is BuildKit's own timing of its push steps; build is the rest of the
 build call. Sync runs from the save to devsync's "synced" line, restart to its "restarted the app" line.
