@@ -12,9 +12,7 @@
 package buildkit
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubectl-dev/kubectl-dev/hack/internal/gomod"
 
 	"github.com/kubectl-dev/kubectl-dev/hack/testbed"
 )
@@ -250,7 +250,7 @@ func buildBuildKit(ctx context.Context, log io.Writer) error {
 	v := testbed.BuildKitVersion
 	fmt.Fprintf(log, "building buildkitd and buildctl %s (once per machine: seconds with Go's build cache warm, minutes without) ...\n", v)
 	start := time.Now()
-	dir, err := goModDownload(ctx, "github.com/moby/buildkit@"+v)
+	dir, err := gomod.Download(ctx, "github.com/moby/buildkit@"+v, goEnv("GOFLAGS=-mod=mod"))
 	if err != nil {
 		return err
 	}
@@ -316,31 +316,6 @@ func install(path, name, version string) error {
 		return err
 	}
 	return os.WriteFile(stampFile(name), []byte(stamp(version)), 0o644)
-}
-
-func goModDownload(ctx context.Context, modVersion string) (string, error) {
-	tmp, err := os.MkdirTemp("", "kdev-moddl")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", modVersion)
-	cmd.Dir = tmp
-	cmd.Env = goEnv("GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("go mod download %s: %w\n%s%s", modVersion, err, out, stderr.String())
-	}
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &info); err != nil {
-		return "", fmt.Errorf("go mod download %s: %w", modVersion, err)
-	}
-	if info.Error != "" || info.Dir == "" {
-		return "", fmt.Errorf("go mod download %s: %s", modVersion, info.Error)
-	}
-	return info.Dir, nil
 }
 
 // lockFile takes an exclusive flock on path, waiting for it; when another

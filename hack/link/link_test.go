@@ -101,20 +101,7 @@ func TestThrottleAndHeal(t *testing.T) {
 	if got := len(l.Toxics()); got != 2 {
 		t.Fatalf("%d toxics after Throttle, want 2", got)
 	}
-	c, err := net.Dial("tcp", l.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	payload := make([]byte, 50*1000) // 0.5 s each way at 100 kB/s
-	start := time.Now()
-	go func() { _, _ = c.Write(payload) }()
-	if _, err := io.ReadFull(c, make([]byte, len(payload))); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d < 400*time.Millisecond {
-		t.Errorf("50 kB through a 100 kB/s link took %s", d)
-	}
+	checkThrottled(t, l)
 	if err := l.Heal(); err != nil {
 		t.Fatal(err)
 	}
@@ -229,12 +216,25 @@ func TestThrottleKeepsBandwidthAheadOfLatency(t *testing.T) {
 	if got := rate(); got != int64(100) {
 		t.Errorf("upstream rate after Throttle %v KB/s, want 100", got)
 	}
+	checkThrottled(t, l)
+	if err := l.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rate(); got != int64(10_000) {
+		t.Errorf("upstream rate after Heal %v KB/s, want the profile's 10000", got)
+	}
+}
+
+// checkThrottled sends 50 kB through l, throttled to 100 kB/s, to an echo
+// server: the round trip takes at least 0.4 s (0.5 s each way).
+func checkThrottled(t *testing.T, l *Link) {
+	t.Helper()
 	c, err := net.Dial("tcp", l.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	payload := make([]byte, 50*1000) // 0.5 s each way at 100 kB/s
+	payload := make([]byte, 50*1000)
 	start := time.Now()
 	go func() { _, _ = c.Write(payload) }()
 	if _, err := io.ReadFull(c, make([]byte, len(payload))); err != nil {
@@ -242,11 +242,5 @@ func TestThrottleKeepsBandwidthAheadOfLatency(t *testing.T) {
 	}
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("50 kB through a 100 kB/s link took %s", d)
-	}
-	if err := l.Heal(); err != nil {
-		t.Fatal(err)
-	}
-	if got := rate(); got != int64(10_000) {
-		t.Errorf("upstream rate after Heal %v KB/s, want the profile's 10000", got)
 	}
 }

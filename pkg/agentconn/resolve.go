@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/jobstatus"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -359,7 +361,7 @@ func (o ResolveOptions) pickJobPod(client kubernetes.Interface, job *batchv1.Job
 			if err != nil {
 				return nil, err
 			}
-			return nil, &NoRunningPodError{Ref: o.Ref, What: jobCounts(cur)}
+			return nil, &NoRunningPodError{Ref: o.Ref, What: jobstatus.Describe(cur, 0)}
 		}
 		if len(running) > 0 && withAgent == 0 && !templated {
 			return nil, o.notPatched()
@@ -374,26 +376,6 @@ func (o ResolveOptions) pickJobPod(client kubernetes.Interface, job *batchv1.Job
 		}
 		return nil, nil
 	}
-}
-
-// jobCounts says what a Job's pods did, e.g. "1 succeeded, the Job is complete".
-func jobCounts(job *batchv1.Job) string {
-	var parts []string
-	if job.Status.Succeeded > 0 {
-		parts = append(parts, fmt.Sprintf("%d succeeded", job.Status.Succeeded))
-	}
-	if job.Status.Failed > 0 {
-		parts = append(parts, fmt.Sprintf("%d failed", job.Status.Failed))
-	}
-	for _, c := range job.Status.Conditions {
-		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed || c.Type == batchv1.JobSuspended) {
-			parts = append(parts, "the Job is "+strings.ToLower(string(c.Type)))
-		}
-	}
-	if len(parts) == 0 {
-		return "none active"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // nsFlags are the remedy's flags as one string with a leading space, or "".

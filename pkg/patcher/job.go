@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kubectl-dev/kubectl-dev/pkg/jobstatus"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -137,7 +139,7 @@ func (p *Patcher) checkJobRuns(ctx context.Context, cfg Config) error {
 // its pods did, and what to do instead.
 func (p *Patcher) noRunningPodError(job *batchv1.Job, pending int) error {
 	ref := KindJob.Ref(job.Name)
-	what := JobPodCounts(job, pending)
+	what := jobstatus.Describe(job, pending)
 	remedy := "run devpatch while one of its pods runs"
 	if pending > 0 {
 		remedy = "run devpatch again when its pod runs"
@@ -146,30 +148,6 @@ func (p *Patcher) noRunningPodError(job *batchv1.Job, pending int) error {
 		remedy += fmt.Sprintf(", or patch cronjob/%s so that the Jobs it starts carry the agent (%s)", owner.Name, p.Remedy.Command("devpatch", "cronjob/"+owner.Name))
 	}
 	return fmt.Errorf("%s has no running pod (%s): a Job's pod template cannot change, so devpatch adds the agent to its running pods only; %s", ref, what, remedy)
-}
-
-// JobPodCounts says what a Job's pods are doing, e.g. "1 succeeded" or
-// "0 active, 2 failed", for the errors about a Job without a running pod.
-func JobPodCounts(job *batchv1.Job, pending int) string {
-	var parts []string
-	if pending > 0 {
-		parts = append(parts, fmt.Sprintf("%d pending", pending))
-	}
-	if job.Status.Succeeded > 0 {
-		parts = append(parts, fmt.Sprintf("%d succeeded", job.Status.Succeeded))
-	}
-	if job.Status.Failed > 0 {
-		parts = append(parts, fmt.Sprintf("%d failed", job.Status.Failed))
-	}
-	for _, c := range job.Status.Conditions {
-		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed || c.Type == batchv1.JobSuspended) {
-			parts = append(parts, "the Job is "+strings.ToLower(string(c.Type)))
-		}
-	}
-	if len(parts) == 0 {
-		return "none active"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // RunningJobPods are the pods that run (not being deleted), newest first,

@@ -24,7 +24,7 @@ var towers = []struct {
 
 var agentSide = []string{"pkg/agent", "pkg/agentlog", "pkg/sshserver", "pkg/syncserver", "pkg/rootfs", "pkg/approc", "pkg/supervisor"}
 
-var laptopSide = []string{"pkg/cmd", "pkg/patcher", "pkg/agentconn", "pkg/sshclient", "pkg/portforward", "pkg/filesync", "pkg/syncengine", "pkg/kubectlcmd",
+var laptopSide = []string{"pkg/cmd", "pkg/patcher", "pkg/agentconn", "pkg/sshclient", "pkg/portforward", "pkg/filesync", "pkg/syncengine", "pkg/kubectlcmd", "pkg/jobstatus",
 	"k8s.io/client-go", "k8s.io/kubectl", "github.com/spf13/cobra"}
 
 func TestTowers(t *testing.T) {
