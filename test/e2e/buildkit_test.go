@@ -19,8 +19,8 @@ import (
 // daemonless (`kdev images build`, run by the harness's setup), and
 // `kdev build` is what a user of the test bed runs for an image of their own.
 
-// remoteImage reads an image's manifest and config from the registry.
-func remoteImage(t *testing.T, refStr string) (v1.Image, name.Reference) {
+// registryRef parses refStr; the test bed's registry speaks plain HTTP.
+func registryRef(t *testing.T, refStr string) name.Reference {
 	t.Helper()
 	var opts []name.Option
 	if strings.HasPrefix(refStr, testbed.RegistryAddr()+"/") {
@@ -30,6 +30,13 @@ func remoteImage(t *testing.T, refStr string) (v1.Image, name.Reference) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ref
+}
+
+// remoteImage reads an image's manifest and config from the registry.
+func remoteImage(t *testing.T, refStr string) (v1.Image, name.Reference) {
+	t.Helper()
+	ref := registryRef(t, refStr)
 	img, err := remote.Image(ref)
 	if err != nil {
 		t.Fatalf("reading %s from the registry: %v", refStr, err)

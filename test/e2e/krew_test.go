@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
@@ -243,14 +242,7 @@ func TestAgentImageIndex(t *testing.T) {
 	runTool(t, 20*time.Minute, nil, rel, "--version", env.Version, "--out", t.TempDir(), "--image-only", "--push-image", "--image-repo", repo)
 	refStr := repo + "/devagent:" + env.Version
 
-	var opts []name.Option
-	if strings.HasPrefix(refStr, testbed.RegistryAddr()+"/") {
-		opts = append(opts, name.Insecure)
-	}
-	ref, err := name.ParseReference(refStr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := registryRef(t, refStr)
 	idx, err := remote.Index(ref)
 	if err != nil {
 		t.Fatalf("%s is not an image index: %v", refStr, err)
